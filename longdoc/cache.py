@@ -1,0 +1,153 @@
+"""The LongHeads KV cache: a transformers `Cache` whose layers also hold chunk summaries and the queries of the
+current, not yet complete chunk (needed for eq. 2 when the chunk fills).
+
+Keys and values live in a preallocated buffer that grows by doubling, so a decode step appends in O(1) instead
+of copying the whole cache (transformers' DynamicLayer concatenates every step).
+
+transformers calls `Cache.update()` just before the attention function of the same layer, but does not pass the
+cache to that function. `update()` therefore binds the layer to the key tensor it returns (thread-local); the
+attention function finds its layer by that exact tensor object, so a stale or foreign binding is never used.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+_bound = threading.local()
+
+
+def bound_layer(layer_idx: int, key: torch.Tensor) -> "LongHeadsLayer | None":
+    """The LongHeads layer whose `update()` returned exactly `key`, if any."""
+    entry = getattr(_bound, "layers", {}).get(layer_idx)
+    if entry is not None and entry[0] is key:
+        return entry[1]
+    return None
+
+
+class LongHeadsLayer(DynamicLayer):
+    """One layer's cache. Shapes: keys/values (B, Hk, L, d); summaries (B, Hs, C, m, d); pending_q (B, Hq, r, d)."""
+
+    def __init__(self):
+        super().__init__()
+        self.length = 0
+        self.align = 1  # buffer capacity is kept a multiple of the chunk size (set by the attention function)
+        self._kbuf = self._vbuf = None
+        self.summaries: torch.Tensor | None = None
+        self.n_summarized = 0
+        self.pending_q: torch.Tensor | None = None
+        self.cache = None  # the LongHeadsCache owning this layer (for selection records)
+
+    def lazy_initialization(self, key_states, value_states):
+        self.dtype, self.device = key_states.dtype, key_states.device
+        self.is_initialized = True
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        T = key_states.shape[-2]
+        self._reserve(self.length + T, key_states, value_states)
+        self._kbuf[:, :, self.length : self.length + T] = key_states
+        self._vbuf[:, :, self.length : self.length + T] = value_states
+        self.length += T
+        self.keys = self._kbuf[:, :, : self.length]
+        self.values = self._vbuf[:, :, : self.length]
+        return self.keys, self.values
+
+    def _reserve(self, needed: int, k_like: torch.Tensor, v_like: torch.Tensor) -> None:
+        cap = 0 if self._kbuf is None else self._kbuf.shape[2]
+        if needed > cap:
+            self._grow_to(_round_up(max(needed, 2 * cap, 256), self.align), k_like, v_like)
+
+    def key_chunks(self, l: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole buffers viewed as chunks: (B, Hk, cap // l, l, d) each; rows past `length` are zeros."""
+        if self.align != l or self._kbuf.shape[2] % l:
+            self.align = l
+            cap = self._kbuf.shape[2]
+            if cap % l:
+                self._grow_to(_round_up(cap, l))
+        B, Hk, cap, d = self._kbuf.shape
+        return self._kbuf.view(B, Hk, cap // l, l, d), self._vbuf.view(B, Hk, cap // l, l, d)
+
+    def _grow_to(self, cap: int, k_like: torch.Tensor | None = None, v_like: torch.Tensor | None = None) -> None:
+        for name, like in (("_kbuf", k_like), ("_vbuf", v_like)):
+            old = getattr(self, name)
+            ref = old if old is not None else like
+            buf = ref.new_zeros((*ref.shape[:2], cap, ref.shape[3]))
+            if old is not None:
+                buf[:, :, : self.length] = old[:, :, : self.length]
+            setattr(self, name, buf)
+        self.keys, self.values = self._kbuf[:, :, : self.length], self._vbuf[:, :, : self.length]
+
+    def add_summaries(self, s: torch.Tensor) -> None:
+        self.summaries = s if self.summaries is None else torch.cat([self.summaries, s], dim=2)
+        self.n_summarized = self.summaries.shape[2]
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def crop(self, max_length: int) -> None:
+        """Keep the first `max_length` tokens (negative: drop that many). Chunk state is cropped with them, so
+        the pending queries must cover the kept partial chunk (use LongHeadsCache.snapshot/restore)."""
+        if max_length < 0:
+            max_length = self.length + max_length
+        if max_length >= self.length or not self.is_initialized:
+            return
+        self.length = max_length
+        self.keys, self.values = self._kbuf[:, :, :max_length], self._vbuf[:, :, :max_length]
+
+    def reset(self) -> None:
+        self.__init__()
+
+
+@dataclass
+class Snapshot:
+    """What is needed to roll a cache back to an earlier length (e.g. the end of a reused document prefix)."""
+
+    length: int
+    layers: list = field(default_factory=list)  # per layer: (n_summarized, pending_q clone)
+
+
+class LongHeadsCache(Cache):
+    """Pass as `past_key_values=` to the model or to `generate()` after `enable_longheads(model)`.
+
+    `record_selections=True` keeps, for every LongHeads attention call, which chunks every head chose (used for
+    citations, the hit rate and the Figure-5 picture).
+    """
+
+    def __init__(self, record_selections: bool = False):
+        super().__init__(layer_class_to_replicate=LongHeadsLayer)
+        self.record_selections = record_selections
+        self.selections: list[dict] = []
+
+    def update(self, key_states, value_states, layer_idx, *args, **kwargs):
+        keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)
+        if not hasattr(_bound, "layers"):
+            _bound.layers = {}
+        _bound.layers[layer_idx] = (keys, self.layers[layer_idx])
+        self.layers[layer_idx].cache = self
+        return keys, values
+
+    def snapshot(self) -> Snapshot:
+        snap = Snapshot(length=self.get_seq_length())
+        for layer in self.layers:
+            pq = None if layer.pending_q is None else layer.pending_q.clone()
+            snap.layers.append((layer.n_summarized, pq))
+        return snap
+
+    def restore(self, snap: Snapshot) -> None:
+        """Roll back to `snap` (only valid while nothing before snap.length was overwritten: appends never do)."""
+        for layer, (n_sum, pq) in zip(self.layers, snap.layers):
+            layer.crop(snap.length)
+            if layer.summaries is not None:
+                layer.summaries = layer.summaries[:, :, :n_sum]
+            layer.n_summarized = n_sum
+            layer.pending_q = None if pq is None else pq.clone()
+        self.selections.clear()
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
