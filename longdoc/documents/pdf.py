@@ -1,0 +1,112 @@
+"""PDF files, page by page, with pypdf.
+
+Each page with extractable text becomes one `Piece` carrying its 1-based page number and its page
+label (from the PDF's /PageLabels via `reader.page_labels`, which pypdf fills with "1", "2", ... when
+the PDF defines none); pages are joined by a blank line. Encrypted, image-only, truncated and
+malformed files become `InputError`s; pypdf's own log warnings are silenced while reading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError
+
+from ..errors import InputError
+from .document import Piece, SourceFile
+
+PAGE_SEPARATOR = "\n\n"
+PDF_MAGIC = b"%PDF-"
+
+
+def is_pdf(name: str, head: bytes) -> bool:
+    """A `.pdf` name, or data that starts with the `%PDF-` header."""
+    return name.lower().endswith(".pdf") or head.lstrip().startswith(PDF_MAGIC)
+
+
+def read_pdf(data: bytes, name: str, password: str | None = None) -> SourceFile:
+    """The text of the PDF `data` (called `name`), one piece per page that has text."""
+    with _quiet():
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            _unlock(reader, name, password)
+            n_pages = len(reader.pages)
+            labels = _labels(reader, n_pages)
+        except InputError:
+            raise
+        except DependencyError as e:
+            raise InputError(f"{name} needs an extra package to decrypt ({_short(e)}); pip install cryptography") from e
+        except Exception as e:  # pypdf raises many kinds of error on damaged files
+            raise InputError(_damaged(name, e)) from e
+        pieces, skipped = [], []
+        for i in range(n_pages):
+            try:
+                text = reader.pages[i].extract_text() or ""
+            except Exception as e:
+                skipped.append((f"{name} p. {labels[i]}", f"text extraction failed: {_short(e)}"))
+                continue
+            text = text.replace("\x00", "").strip()
+            if text:
+                pieces.append(Piece(text, page=i + 1, page_label=labels[i]))
+    if n_pages == 0:
+        raise InputError(f"{name} is a PDF with no pages; check that it is the right file")
+    if not pieces:
+        if len(skipped) == n_pages:
+            raise InputError(_damaged(name, skipped[0][1]))
+        raise InputError(
+            f"{name} has no extractable text in its {n_pages} page(s) (scanned? run OCR first, e.g. ocrmypdf)"
+        )
+    return SourceFile(name, pieces, PAGE_SEPARATOR, skipped)
+
+
+def _unlock(reader: PdfReader, name: str, password: str | None) -> None:
+    """Decrypt an encrypted PDF with `password` (or the empty password), else raise."""
+    if not reader.is_encrypted:
+        return
+    if password is not None and reader.decrypt(password) != PasswordType.NOT_DECRYPTED:
+        return
+    if reader.decrypt("") != PasswordType.NOT_DECRYPTED:  # only an owner password: readable as is
+        return
+    if password is None:
+        raise InputError(f"{name} is an encrypted PDF; pass its password with --password")
+    raise InputError(f"Wrong password for the encrypted PDF {name}; check the --password value")
+
+
+def _labels(reader: PdfReader, n_pages: int) -> list[str]:
+    """Page labels ("iv", "A-3", ...) or "1", "2", ... where the PDF defines none or they are broken."""
+    try:
+        labels = [str(label) for label in reader.page_labels]
+    except Exception:
+        labels = []
+    if len(labels) != n_pages:
+        labels = [str(i + 1) for i in range(n_pages)]
+    return labels
+
+
+def _damaged(name: str, error: Exception | str) -> str:
+    return f"{name} is not a readable PDF (truncated or damaged: {_short(error)}); re-download or re-export it"
+
+
+def _short(error: Exception | str) -> str:
+    """An error's message on one short line."""
+    text = str(error) if str(error) else type(error).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence pypdf's logger and warnings for the duration (restoring the logger level after)."""
+    logger = logging.getLogger("pypdf")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
