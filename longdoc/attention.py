@@ -68,16 +68,21 @@ def attend(rt: Runtime, layer: LongHeadsLayer, q, k, v, scale: float, layer_idx:
     if n_in:
         out[:, :, :n_in] = backends.causal_attention(q[:, :, :n_in], k[:, :, : P + n_in], v[:, :, : P + n_in], scale)
     positions = torch.arange(P + n_in, L)
-    for group_pos, group_len in _groups(cfg, positions, T - n_in):
+    exact_from = getattr(layer.cache, "exact_from", None)
+    if exact_from is None:
+        exact_from = L - cfg.exact_tail
+    if cfg.prefill_selection == "token" or T == 1:
+        exact_from = 0
+    for group_pos, group_len in _groups(cfg, positions, exact_from):
         _attend_groups(rt, layer, q, out, P, group_pos, group_len, scale, layer_idx)
     return out
 
 
-def _groups(cfg: LongHeadsConfig, positions: torch.Tensor, n: int):
+def _groups(cfg: LongHeadsConfig, positions: torch.Tensor, exact_from: int):
     """Split query positions into groups: yields (group_pos (G, Tg) positions padded by repeating the last,
-    group_len (G,)). Token groups have Tg = 1; block groups hold the queries of one chunk."""
-    exact = n if (cfg.prefill_selection == "token" or n == 1) else min(n, cfg.exact_tail)
-    block_pos, token_pos = positions[: n - exact], positions[n - exact :]
+    group_len (G,)). Queries at positions >= exact_from are token groups (Tg = 1); the others are grouped by
+    chunk and share one selection."""
+    block_pos, token_pos = positions[positions < exact_from], positions[positions >= exact_from]
     if len(block_pos):
         chunk_of = block_pos // cfg.chunk_size
         starts = torch.cat([torch.tensor([0]), torch.nonzero(chunk_of[1:] != chunk_of[:-1]).flatten() + 1])
@@ -123,13 +128,30 @@ def _attend_groups(rt, layer, q, out, P, group_pos, group_len, scale, layer_idx)
         if cfg.selection == "window":  # recent chunks are already contiguous: only the first chunk moves
             n_far = 1
         kg[:, :, :, :n_far] = rt.rope.rotate(kg[:, :, :, :n_far], shift[..., :n_far, None])
-        r = (pos % l).to(q.device)  # (g, Tg) query offsets in their chunk
-        key_off = torch.arange(l, device=q.device)
-        last_slot = key_off[None, None, :] <= r[:, :, None]  # (g, Tg, l)
-        mask = torch.cat([last_slot.new_ones(g, Tg, (K - 1) * l), last_slot], dim=-1)  # (g, Tg, K*l)
-        og = backends.masked_attention(qg, kg.view(B, Hq, g, K * l, d), vg.view(B, Hq, g, K * l, d), mask, scale)
+        kg, vg = kg.view(B, Hq * g, K * l, d), vg.view(B, Hq * g, K * l, d)  # groups join the head dim
+        og = _window_attention(qg.reshape(B, Hq * g, Tg, d), kg, vg, pos % l, lens, l, scale).view(B, Hq, g, Tg, d)
         keep = valid.flatten()
         out[:, :, q_idx.flatten()[keep]] = og.reshape(B, Hq, g * Tg, d)[:, :, keep]
+
+
+def _window_attention(q, k, v, r, lens, l: int, scale: float):
+    """Attention inside the remapped window: every slot is visible except the future of the last slot.
+
+    q (B, N, Tg, d) with N = Hq * g; k, v (B, N, K*l, d); r (g, Tg) query offsets in their chunk.
+    Picks the cheapest exact form: a whole chunk of queries is a lower-right causal mask (a fused kernel);
+    a single query just drops the future keys; anything else gets an explicit mask.
+    """
+    g, Tg = r.shape
+    S = k.shape[2]
+    if Tg == l and bool((lens == l).all()) and bool((r[:, 0] == 0).all()):
+        return backends.lower_right_causal_attention(q, k, v, scale)
+    if g == 1 and Tg == 1:
+        n = S - l + int(r[0, 0]) + 1
+        return backends.masked_attention(q, k[:, :, :n], v[:, :, :n], None, scale)
+    visible = torch.arange(S)[None, None, :] < (S - l + r + 1)[:, :, None]  # (g, Tg, S)
+    bias = torch.zeros(visible.shape, dtype=q.dtype).masked_fill(~visible, float("-inf"))
+    bias = bias[None].expand(q.shape[1] // g, g, Tg, S).reshape(1, q.shape[1], Tg, S).to(q.device)
+    return backends.masked_attention(q, k, v, bias, scale)
 
 
 def gather_chunks(k_chunks, v_chunks, idx, n_heads):

@@ -122,6 +122,33 @@ class LongHeadsCache(Cache):
         super().__init__(layer_class_to_replicate=LongHeadsLayer)
         self.record_selections = record_selections
         self.selections: list[dict] = []
+        self.exact_from: int | None = None  # queries at positions >= this select per token (set by prefill)
+
+    def croppable_length(self, length: int) -> int:
+        """The longest length <= `length` this cache can be cropped to: chunk state can only be rolled back to
+        a chunk boundary or inside the still-pending (partial) chunk, whose queries are kept."""
+        if not self.layers:
+            return 0
+        layer = self.layers[0]
+        l = layer.align
+        pending_from = layer.n_summarized * l if layer.pending_q is not None else 0
+        length = min(length, self.get_seq_length())
+        return length if length >= pending_from else (length // l) * l
+
+    def crop(self, max_length: int) -> None:
+        if max_length < 0:
+            max_length = self.get_seq_length() + max_length
+        if self.croppable_length(max_length) != max_length:
+            raise ValueError(f"cannot crop a LongHeads cache to {max_length}: use croppable_length() first")
+        for layer in self.layers:
+            l = layer.align
+            layer.crop(max_length)
+            if layer.summaries is not None and layer.n_summarized * l > max_length:
+                layer.summaries = layer.summaries[:, :, : max_length // l]
+                layer.n_summarized = max_length // l
+                layer.pending_q = layer.pending_q[:, :, :0] if layer.pending_q is not None else None
+            elif layer.pending_q is not None:
+                layer.pending_q = layer.pending_q[:, :, : max_length - layer.n_summarized * l]
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)

@@ -12,7 +12,7 @@ from .config import LongHeadsConfig
 from .rope import Rope
 
 
-def reference_attention(cfg: LongHeadsConfig, rope: Rope, q_all, k, v, T: int, scale: float):
+def reference_attention(cfg: LongHeadsConfig, rope: Rope, q_all, k, v, T: int, scale: float, exact_from=None):
     """Outputs for the last T queries. q_all (B, Hq, L, d): queries of *every* position (rotated at their
     absolute positions, as transformers produces them); k, v (B, Hk, L, d). Returns (B, Hq, T, d)."""
     B, Hq, L, d = q_all.shape
@@ -20,7 +20,7 @@ def reference_attention(cfg: LongHeadsConfig, rope: Rope, q_all, k, v, T: int, s
     l, K = cfg.chunk_size, cfg.chunks
     P = L - T
     out = torch.zeros(B, Hq, T, d, dtype=q_all.dtype)
-    groups = _reference_groups(cfg, P, L)
+    groups = _reference_groups(cfg, P, L, exact_from)
     for b in range(B):
         for h in range(Hq):
             kh, vh = k[b, h // n_rep], v[b, h // n_rep]  # (L, d)
@@ -81,10 +81,14 @@ def chosen_chunks(cfg, rope, q_head, summaries, group, cj) -> list[int]:
     return [0] + top + ([cj - 1] if cfg.keep_previous else []) + [cj]
 
 
-def _reference_groups(cfg, P: int, L: int) -> dict[int, list[int]]:
-    """Which positions share a selection: per token, or per chunk except the last `exact_tail` of the call."""
-    T = L - P
-    exact_from = P if (cfg.prefill_selection == "token" or T == 1) else L - min(T, cfg.exact_tail)
+def _reference_groups(cfg, P: int, L: int, exact_from=None) -> dict[int, list[int]]:
+    """Which positions share a selection: per token, or per chunk for positions before `exact_from` (default:
+    the last `exact_tail` positions of the call select per token)."""
+    if exact_from is None:
+        exact_from = L - cfg.exact_tail
+    if cfg.prefill_selection == "token" or L - P == 1:
+        exact_from = 0
+    exact_from = max(exact_from, P)
     groups = {}
     for p in range(P, L):
         if p >= exact_from:
