@@ -158,6 +158,36 @@ class LongHeadsCache(Cache):
         self.layers[layer_idx].cache = self
         return keys, values
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything needed to resume from this cache, as plain tensors (for safetensors)."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            out[f"{i}.keys"] = layer.keys.contiguous()
+            out[f"{i}.values"] = layer.values.contiguous()
+            if layer.summaries is not None:
+                out[f"{i}.summaries"] = layer.summaries.contiguous()
+            if layer.pending_q is not None:
+                out[f"{i}.pending_q"] = layer.pending_q.contiguous()
+            out[f"{i}.align"] = torch.tensor(layer.align)
+        return out
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor], device=None) -> "LongHeadsCache":
+        cache = cls()
+        n_layers = 1 + max(int(k.split(".")[0]) for k in state)
+        for i in range(n_layers):
+            layer = LongHeadsLayer()
+            layer.align = int(state[f"{i}.align"])
+            k, v = state[f"{i}.keys"].to(device), state[f"{i}.values"].to(device)
+            layer.update(k, v)
+            if f"{i}.summaries" in state:
+                layer.add_summaries(state[f"{i}.summaries"].to(device))
+            if f"{i}.pending_q" in state:
+                layer.pending_q = state[f"{i}.pending_q"].to(device)
+            layer.cache = cache
+            cache.layers.append(layer)
+        return cache
+
     def snapshot(self) -> Snapshot:
         snap = Snapshot(length=self.get_seq_length())
         for layer in self.layers:

@@ -153,7 +153,8 @@ def eos_ids(model, tokenizer) -> set[int]:
 
 def stream(model, tokenizer, input_ids: torch.Tensor, params: SamplingParams | None = None, *, cache=None,
            usage: Usage | None = None, progress: ProgressFn | None = None, exact_tail: bool = True,
-           on_token: Callable[[int], None] | None = None) -> Iterator[str]:
+           on_token: Callable[[int], None] | None = None,
+           on_prefill_done: Callable[[], None] | None = None) -> Iterator[str]:
     """Generate from input_ids (1, N), yielding text pieces as they are decoded.
 
     `cache` may already hold a prefix of input_ids (reused prefill); only the rest is prefilled. `usage` is
@@ -175,6 +176,8 @@ def stream(model, tokenizer, input_ids: torch.Tensor, params: SamplingParams | N
         raise ValueError("the cache already holds the whole prompt: keep at least its last token to prefill")
     logits = prefill(model, cache, input_ids[:, cached:], progress=progress, exact_from=exact_from)
     usage.prefill_s = time.perf_counter() - t0
+    if on_prefill_done:
+        on_prefill_done()
     text = TextStream(tokenizer, params.stop)
     stops = eos_ids(model, tokenizer)
     t1 = time.perf_counter()
