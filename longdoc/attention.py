@@ -17,7 +17,7 @@ one multiple of l per gathered chunk. The two most recent slots keep their absol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -37,6 +37,19 @@ class Runtime:
 
     config: LongHeadsConfig
     rope: Rope
+    _workspace: dict = field(default_factory=dict)
+
+    def workspace(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+        """A reusable buffer. Gathered keys are tens of MB per layer: fresh allocations that size go straight to
+        mmap and page-fault on first touch, which cost 10x the gather itself on CPU (measured)."""
+        n = 1
+        for x in shape:
+            n *= x
+        buf = self._workspace.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(n, dtype=like.dtype, device=like.device)
+            self._workspace[name] = buf
+        return buf[:n].view(shape)
 
 
 def longheads_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -122,12 +135,12 @@ def _attend_groups(rt, layer, q, out, P, group_pos, group_len, scale, layer_idx)
             layer.cache.selections.append(
                 {"layer": layer_idx, "positions": pos[torch.arange(g), lens - 1].clone(), "chunks": idx.cpu()}
             )
-        kg, vg = gather_chunks(k_chunks, v_chunks, idx, Hq)  # (B, Hq, g, K, l, d)
-        n_far = K - 1 - int(cfg.keep_previous or cfg.selection == "window")
+        kg, vg = gather_chunks(k_chunks, v_chunks, idx, Hq, rt)  # (B, Hq, g, K, l, d)
+        # slots holding chunks away from their text position move by whole chunks: slot s, chunk c -> shift
+        # (query_chunk - (K-1) + s - c) * l. The last slots (current, previous, recent window) do not move.
+        n_far = 1 if cfg.selection == "window" else K - 1 - int(cfg.keep_previous)
         shift = (gchunk.to(idx.device)[None, None, :, None] - (K - 1) + torch.arange(K, device=idx.device) - idx) * l
-        if cfg.selection == "window":  # recent chunks are already contiguous: only the first chunk moves
-            n_far = 1
-        kg[:, :, :, :n_far] = rt.rope.rotate(kg[:, :, :, :n_far], shift[..., :n_far, None])
+        rotate_inplace(rt, kg[:, :, :, :n_far], shift[..., :n_far, None])
         kg, vg = kg.view(B, Hq * g, K * l, d), vg.view(B, Hq * g, K * l, d)  # groups join the head dim
         og = _window_attention(qg.reshape(B, Hq * g, Tg, d), kg, vg, pos % l, lens, l, scale).view(B, Hq, g, Tg, d)
         keep = valid.flatten()
@@ -154,15 +167,31 @@ def _window_attention(q, k, v, r, lens, l: int, scale: float):
     return backends.masked_attention(q, k, v, bias, scale)
 
 
-def gather_chunks(k_chunks, v_chunks, idx, n_heads):
+def rotate_inplace(rt: Runtime, x: torch.Tensor, shifts: torch.Tensor) -> None:
+    """x (..., d) rotated in place by `shifts` positions (broadcast over x's leading dims), on the two halves
+    directly: no rotate_half concatenation, no fresh full-size tensors."""
+    h = x.shape[-1] // 2
+    cos, sin = rt.rope.cos_sin(shifts, x.dtype, x.device)  # (..., d) with repeated halves
+    cos, sin = cos[..., :h], sin[..., :h]
+    x1, x2 = x[..., :h], x[..., h:]
+    tmp = rt.workspace("rot_tmp", x1.shape, x)
+    tmp.copy_(x1)
+    x1.mul_(cos).addcmul_(x2, sin, value=-1)  # x1 cos - x2 sin
+    x2.mul_(cos).addcmul_(tmp, sin)  # x2 cos + x1 sin
+
+
+def gather_chunks(k_chunks, v_chunks, idx, n_heads, rt: Runtime | None = None):
     """Gather chunks per query head. k_chunks (B, Hk, N, l, d); idx (B, Hq, g, K) -> (B, Hq, g, K, l, d) x2."""
     B, Hk, N, l, d = k_chunks.shape
     n_rep = n_heads // Hk
     kv_head = torch.arange(n_heads, device=idx.device) // n_rep  # (Hq,)
     base = (torch.arange(B, device=idx.device)[:, None] * Hk + kv_head[None, :]) * N  # (B, Hq)
     flat = (base[:, :, None, None] + idx).reshape(-1)
-    kg = k_chunks.reshape(B * Hk * N, l, d).index_select(0, flat)
-    vg = v_chunks.reshape(B * Hk * N, l, d).index_select(0, flat)
+    shape = (flat.numel(), l, d)
+    kg = rt.workspace("kg", shape, k_chunks) if rt else k_chunks.new_empty(shape)
+    vg = rt.workspace("vg", shape, v_chunks) if rt else v_chunks.new_empty(shape)
+    torch.index_select(k_chunks.reshape(B * Hk * N, l, d), 0, flat, out=kg)
+    torch.index_select(v_chunks.reshape(B * Hk * N, l, d), 0, flat, out=vg)
     return kg.view(*idx.shape, l, d), vg.view(*idx.shape, l, d)
 
 
