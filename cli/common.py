@@ -1,0 +1,146 @@
+"""What every `longdoc` command shares: one-line errors, the model / LongHeads options, building an Engine,
+and the stderr side of the terminal (progress bars, notes) so stdout stays clean for piping.
+
+    from longdoc.cli.common import handle_errors, model_options, make_engine
+
+    @click.command()
+    @model_options
+    @handle_errors
+    def mycommand(model, window, chunk_size, chunks, threads): ...
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from contextlib import contextmanager
+
+import click
+
+from ..errors import LongdocError
+
+INTERRUPTED = "Interrupted; nothing was stored."
+
+
+def fail(message: str, exit_code: int) -> "NoReturn":  # noqa: F821
+    """Print `Error: message` (one line) on stderr and exit."""
+    click.echo(f"Error: {' '.join(str(message).split())}", err=True)
+    sys.exit(exit_code)
+
+
+def handle_errors(fn):
+    """Turn a LongdocError into one line on stderr and its exit code; Ctrl-C into a clean exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LongdocError as e:
+            fail(str(e) or type(e).__name__, e.exit_code)
+        except KeyboardInterrupt:
+            fail(INTERRUPTED, 130)
+        except BrokenPipeError:  # `longdoc ask ... | head`: the reader went away; not an error
+            sys.stderr.close()
+            sys.exit(0)
+
+    return wrapper
+
+
+# -- options shared by commands that load a model ---------------------------------------------------------------
+def _opt(*decls, **kw):
+    return click.option(*decls, **kw)
+
+
+model_option = _opt("-m", "--model", default=None, metavar="PATH",
+                    help="A local Hugging Face folder or .gguf file (default: the embedded SmolLM2-135M-Instruct).")
+window_option = _opt("--window", type=click.IntRange(min=1), default=None,
+                     help="LongHeads attention window in tokens (chunk size x chunks; default 2048).")
+chunk_size_option = _opt("--chunk-size", type=click.IntRange(min=1), default=None, help="Tokens per chunk (default 256).")
+chunks_option = _opt("--chunks", type=click.IntRange(min=1), default=None,
+                     help="Chunks every head attends to, first and current included (default 8).")
+threads_option = _opt("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+
+
+def model_options(fn):
+    """-m/--model, --window, --chunk-size, --chunks, --threads."""
+    for option in reversed((model_option, window_option, chunk_size_option, chunks_option, threads_option)):
+        fn = option(fn)
+    return fn
+
+
+def make_engine(model=None, window=None, chunk_size=None, chunks=None, threads=None, *, max_input_tokens=None):
+    """An Engine for the user's model with the LongHeads knobs they gave (the rest: per-model defaults)."""
+    from ..config import LongHeadsConfig
+    from ..engine import Engine
+    from ..errors import ConfigError
+    from ..models import load_model
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    lm = load_model(model)
+    base = LongHeadsConfig.for_model(lm.model.config)
+    size = chunk_size or base.chunk_size
+    if window is not None:
+        if window % size:
+            raise ConfigError(f"--window {window} is not a multiple of the chunk size {size}: use "
+                              f"--window {max(size, window // size * size)}.")
+        if chunks is not None and chunks != window // size:
+            raise ConfigError(f"--window {window} disagrees with --chunks {chunks} x --chunk-size {size}: give two of the three.")
+        chunks = window // size
+    config = base.replace(chunk_size=size, chunks=chunks or base.chunks)
+    return Engine(lm, config, threads=threads, max_input_tokens=max_input_tokens)
+
+
+# -- the stderr side --------------------------------------------------------------------------------------------
+def stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def note(message: str, quiet: bool = False) -> None:
+    """An informational line on stderr, only for a person watching a terminal."""
+    if not quiet and stderr_is_tty():
+        click.echo(message, err=True)
+
+
+@contextmanager
+def prefill_progress(description: str, enabled: bool = True):
+    """Yields a `progress(done, total)` callback drawing a rich bar on stderr (tokens, tokens/s, ETA).
+
+    A no-op when stderr is not a terminal or `enabled` is False.
+    """
+    if not (enabled and stderr_is_tty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Speed(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:,.0f} tok/s" if task.speed else "… tok/s", style="progress.data.speed")
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("tokens"),
+                        Speed(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = progress.add_task(description, total=total)
+        progress.update(task, completed=done, total=total)
+
+    with progress:
+        yield update
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

@@ -1,0 +1,305 @@
+"""Ingest once, ask many: prefilled document prefixes stored on disk.
+
+An entry is a folder `cache_dir()/ingests/<key>/` holding
+    cache.safetensors   the LongHeadsCache state (keys, values, chunk summaries, pending queries) + the prefix ids
+    manifest.json       token count, sources, sizes, created / last-used times, sha256 of cache.safetensors
+The key is sha256(document content hash, model, LongHeads settings, prompt format): anything that changes the
+prefix tokens or their cache gives a new key.
+
+Safety: an entry is written into a temporary folder and renamed into place (`os.replace`), so a crash or Ctrl-C
+leaves either nothing or a whole entry. Before use, the tensor file's size and sha256 are checked against the
+manifest; an entry that fails (truncated, corrupted, unreadable) is deleted and the caller rebuilds it.
+Least-recently-used entries are evicted to keep the folder under a size cap (LONGDOC_CACHE_MAX, default 20 GB).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+TENSORS = "cache.safetensors"
+MANIFEST = "manifest.json"
+DEFAULT_MAX_BYTES = 20 * 10**9
+_TMP_PREFIX = ".tmp-"
+_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9, "T": 10**12,
+          "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+@dataclass
+class Entry:
+    key: str
+    path: Path
+    manifest: dict
+
+    @property
+    def size(self) -> int:
+        return int(self.manifest.get("size_bytes", 0))
+
+    @property
+    def last_used(self) -> float:
+        return float(self.manifest.get("last_used", 0))
+
+    @property
+    def tokens(self) -> int:
+        return int(self.manifest.get("tokens", 0))
+
+
+def parse_size(text: str | int) -> int:
+    """'20GB', '500 MB', '1.5G', 1000 -> bytes."""
+    if isinstance(text, int):
+        return text
+    s = str(text).strip().upper().replace(" ", "")
+    num = s.rstrip("KMGTIB")
+    unit = s[len(num):]
+    try:
+        return int(float(num) * _UNITS[unit])
+    except (KeyError, ValueError):
+        raise ConfigError(f"Cannot read the size {text!r}: write e.g. 20GB or 500MB.") from None
+
+
+def make_key(content_hash: str, model: str, config: dict | None, prompt_format: str) -> str:
+    blob = json.dumps({"content": content_hash, "model": model, "longheads": config, "format": prompt_format},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Store:
+    """The folder of stored ingests. `max_bytes`: the size cap (None: env LONGDOC_CACHE_MAX or 20 GB)."""
+
+    def __init__(self, root: Path | str | None = None, max_bytes: int | str | None = None):
+        if root is None:
+            from .models import cache_dir
+
+            root = cache_dir() / "ingests"
+        self.root = Path(root)
+        if max_bytes is None:
+            max_bytes = os.environ.get("LONGDOC_CACHE_MAX") or DEFAULT_MAX_BYTES
+        self.max_bytes = parse_size(max_bytes)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def entries(self) -> list[Entry]:
+        """Complete entries, most recently used first (unreadable manifests are skipped, not trusted)."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for d in self.root.iterdir():
+            if d.name.startswith(_TMP_PREFIX) or not d.is_dir():
+                continue
+            manifest = _read_manifest(d)
+            if manifest is not None:
+                out.append(Entry(d.name, d, manifest))
+        return sorted(out, key=lambda e: e.last_used, reverse=True)
+
+    def get(self, key: str) -> Entry | None:
+        d = self.root / key
+        manifest = _read_manifest(d) if d.is_dir() else None
+        return Entry(key, d, manifest) if manifest is not None else None
+
+    def load(self, key: str, device=None):
+        """(prefix ids, LongHeadsCache) of a verified entry, or None. A damaged entry is removed."""
+        from safetensors.torch import load_file
+
+        from .cache import LongHeadsCache
+
+        entry = self.get(key)
+        if entry is None:
+            if (self.root / key).exists():  # a folder without a readable manifest: damaged
+                self._remove_path(self.root / key)
+            return None
+        tensors = entry.path / TENSORS
+        try:
+            ok = tensors.stat().st_size == entry.manifest["tensor_bytes"] and file_sha256(tensors) == entry.manifest["sha256"]
+            state = load_file(str(tensors)) if ok else None
+        except (OSError, KeyError, ValueError, RuntimeError):
+            state = None
+        if state is None or "prefix_ids" not in state:
+            self.remove(key)
+            return None
+        ids = state.pop("prefix_ids").tolist()
+        try:
+            cache = LongHeadsCache.from_state_dict(state, device=device)
+        except (KeyError, ValueError, RuntimeError):
+            self.remove(key)
+            return None
+        self.touch(key)
+        return ids, cache
+
+    def touch(self, key: str) -> None:
+        entry = self.get(key)
+        if entry is not None:
+            entry.manifest["last_used"] = time.time()
+            _write_json_atomic(entry.path / MANIFEST, entry.manifest)
+
+    # -- writing ---------------------------------------------------------------------------------------------
+    def save(self, key: str, ids: list[int], cache, info: dict | None = None) -> Entry | None:
+        """Store `cache` (a prefilled LongHeadsCache of `ids`) under `key`. Atomic: a whole entry or nothing.
+
+        Returns None (and stores nothing) when the entry alone is larger than the size cap.
+        """
+        import torch
+        from safetensors.torch import save_file
+
+        state = dict(cache.state_dict())
+        state["prefix_ids"] = torch.tensor(ids, dtype=torch.int64)
+        estimate = sum(t.numel() * t.element_size() for t in state.values())
+        if estimate > self.max_bytes:
+            return None
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._clean_stale_tmp()
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=self.root))
+        try:
+            save_file(state, str(tmp / TENSORS), metadata={"format": "pt", "longdoc_key": key})
+            del state
+            size = (tmp / TENSORS).stat().st_size
+            now = time.time()
+            manifest = {"key": key, "tokens": len(ids), "tensor_bytes": size, "size_bytes": size,
+                        "sha256": file_sha256(tmp / TENSORS), "created": now, "last_used": now, **(info or {})}
+            _write_json_atomic(tmp / MANIFEST, manifest)
+            manifest["size_bytes"] = size + (tmp / MANIFEST).stat().st_size
+            _write_json_atomic(tmp / MANIFEST, manifest)
+            final = self.root / key
+            if final.exists():
+                self._remove_path(final)
+            os.replace(tmp, final)
+        except BaseException:  # Ctrl-C included: never leave half an entry
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.evict(keep=key)
+        return self.get(key)
+
+    def evict(self, keep: str | None = None) -> list[str]:
+        """Remove least-recently-used entries until the total size fits the cap; returns removed keys."""
+        entries = self.entries()
+        total = sum(e.size for e in entries)
+        removed = []
+        for e in reversed(entries):  # oldest first
+            if total <= self.max_bytes:
+                break
+            if e.key == keep:
+                continue
+            self.remove(e.key)
+            total -= e.size
+            removed.append(e.key)
+        return removed
+
+    def remove(self, key: str) -> bool:
+        path = self.root / key
+        if not path.exists() or key.startswith(_TMP_PREFIX) or "/" in key or key in (".", ".."):
+            return False
+        self._remove_path(path)
+        return True
+
+    def clear(self) -> int:
+        n = 0
+        for e in self.entries():
+            n += self.remove(e.key)
+        self._clean_stale_tmp()
+        return n
+
+    def resolve(self, prefix: str) -> list[Entry]:
+        """Entries whose key starts with `prefix` (what `cache rm` accepts)."""
+        return [e for e in self.entries() if e.key.startswith(prefix)]
+
+    def total_bytes(self) -> int:
+        return sum(e.size for e in self.entries())
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _remove_path(self, path: Path) -> None:
+        # rename first so a reader never sees a half-deleted entry, then delete
+        doomed = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-rm-{path.name}")
+        try:
+            os.replace(path, doomed)
+        except OSError:
+            doomed = path
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def _clean_stale_tmp(self) -> None:
+        """Remove temporary folders left by writers that were killed (their process no longer exists)."""
+        if not self.root.is_dir():
+            return
+        for d in self.root.iterdir():
+            if d.name.startswith(_TMP_PREFIX):
+                pid = d.name[len(_TMP_PREFIX):].split("-", 1)[0]
+                if not pid.isdigit() or not _alive(int(pid)):
+                    shutil.rmtree(d, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_manifest(d: Path) -> dict | None:
+    try:
+        manifest = json.loads((d / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("key") == d.name else None
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+# -- the ask / chat / ingest path ------------------------------------------------------------------------------
+@dataclass
+class Ingest:
+    """How the document prefix of a prompt got into the engine's pool."""
+
+    key: str | None
+    tokens: int
+    reused: bool  # loaded from the store
+    stored: bool  # written to the store by this call
+    seconds: float  # prefill or load time
+
+
+def prefix_key(engine, content_hash: str, prompt_format: str) -> str:
+    config = engine.config.to_dict() if engine.config is not None else None
+    return make_key(content_hash, f"{engine.name}|{engine.lm.source}", config, prompt_format)
+
+
+def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: "Store | None", *, save: bool = True,
+                  progress=None, info: dict | None = None) -> Ingest:
+    """Make sure the engine's prefix pool holds `prefix_ids`: load it from the store, or prefill it (and store
+    it when `save`). With no store or key (or LongHeads off), it is only prefilled in memory."""
+    t0 = time.perf_counter()
+    engine.check_length(len(prefix_ids) + 1)  # fail before any work for a document that is too long
+    usable = store is not None and key is not None and engine.config is not None
+    if usable:
+        found = store.load(key, device=engine.lm.device)
+        if found is not None and found[0] == list(prefix_ids):
+            engine.add_prefix(prefix_ids, found[1])
+            return Ingest(key, len(prefix_ids), True, False, time.perf_counter() - t0)
+        if found is not None:  # same key, other tokens (e.g. a changed tokenizer): not ours to use
+            store.remove(key)
+    cache = engine.prefill_prefix(list(prefix_ids), progress=progress)
+    seconds = time.perf_counter() - t0
+    stored = False
+    if usable and save:
+        stored = store.save(key, prefix_ids, cache, {"model": engine.name, "prefill_s": round(seconds, 3), **(info or {})}) is not None
+    return Ingest(key, len(prefix_ids), False, stored, seconds)
