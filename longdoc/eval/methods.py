@@ -1,0 +1,125 @@
+"""The attention methods an evaluation compares, and config overrides to compare LongHeads variants.
+
+    full                 LongHeads off: the unpatched model (transformers SDPA, full attention)
+    window               sink + recent baseline of the same window: LongHeadsConfig(selection="window")
+    longheads            the default LongHeadsConfig for the model
+    paper                LongHeadsConfig.paper(): the recipe exactly as published
+
+A method may carry its own overrides in brackets, so variants run side by side in one table:
+    --methods 'full,longheads,longheads[score=keybound,chunks=16]'
+`--set key=value` overrides apply to every LongHeads method (window included, so its window stays equal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ..config import LongHeadsConfig
+from ..errors import ConfigError
+
+BASES = ("full", "window", "longheads", "paper")
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str  # as written by the user; the key of the method in tables and JSON
+    base: str  # one of BASES
+    overrides: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def is_full(self) -> bool:
+        return self.base == "full"
+
+    @property
+    def selects(self) -> bool:
+        """Does this method select chunks per head (so a hit rate means something)?"""
+        return self.base in ("longheads", "paper")
+
+    def config(self, model_config, common: dict | None = None) -> LongHeadsConfig | None:
+        """The LongHeadsConfig this method runs with on a model (None: full attention)."""
+        if self.is_full:
+            return None
+        over = {**(common or {}), **self.overrides}
+        if self.base == "paper":
+            sizes = LongHeadsConfig.for_model(model_config)  # the model's window size, the paper's recipe
+            over = {"chunk_size": sizes.chunk_size, "chunks": sizes.chunks, **over}
+            return LongHeadsConfig.paper(**over)
+        cfg = LongHeadsConfig.for_model(model_config, **over)
+        return cfg.replace(selection="window") if self.base == "window" else cfg
+
+
+def activate(model, cfg: LongHeadsConfig | None) -> None:
+    """Switch one loaded model to a method's attention (prompts and weights stay the same)."""
+    from ..patch import disable_longheads, enable_longheads
+
+    if cfg is None:
+        disable_longheads(model)
+    else:
+        enable_longheads(model, cfg)
+
+
+def parse_methods(spec: str) -> list[Method]:
+    """'full,longheads[chunks=16,score=keybound]' -> [Method('full'), Method('longheads[...]', overrides)]."""
+    methods, seen = [], set()
+    for item in _split_top_level(spec):
+        name, _, rest = item.partition("[")
+        name = name.strip()
+        if name not in BASES:
+            raise ConfigError(f"unknown method {name!r}: use one of {', '.join(BASES)} (variants: longheads[k=v,...]).")
+        overrides = {}
+        if rest:
+            if not rest.endswith("]"):
+                raise ConfigError(f"method {item!r}: close the override list with ']'.")
+            overrides = parse_overrides([p for p in rest[:-1].split(",") if p.strip()])
+        if name == "full" and overrides:
+            raise ConfigError("method 'full' takes no overrides: it is the unpatched model.")
+        if item in seen:
+            continue
+        seen.add(item)
+        methods.append(Method(item, name, overrides))
+    if not methods:
+        raise ConfigError("no methods given: use e.g. --methods full,window,longheads.")
+    return methods
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict:
+    """['score=keybound', 'chunks=16', 'keep_previous=false'] -> typed dict of LongHeadsConfig fields."""
+    types = {f.name: f.type for f in fields(LongHeadsConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key, value = key.strip().replace("-", "_"), value.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {pair!r} is not key=value, e.g. --set chunks=16.")
+        if key not in types:
+            raise ConfigError(f"unknown setting {key!r}: use one of {', '.join(types)}.")
+        kind = str(types[key])
+        if kind in ("int", "<class 'int'>"):
+            try:
+                out[key] = int(value)
+            except ValueError:
+                raise ConfigError(f"{key} must be a whole number, got {value!r}.") from None
+        elif kind in ("bool", "<class 'bool'>"):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{key} must be true or false, got {value!r}.")
+            out[key] = value.lower() in ("true", "1", "yes")
+        else:
+            out[key] = value
+    return out
+
+
+def _split_top_level(spec: str) -> list[str]:
+    """Split on commas that are not inside [...]."""
+    items, depth, cur = [], 0, ""
+    for ch in spec:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            items.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    items.append(cur.strip())
+    return [i for i in items if i]

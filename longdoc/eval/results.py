@@ -1,0 +1,81 @@
+"""The result file of an evaluation: one JSON document rewritten (atomically) after every measurement, so a
+long run that is interrupted keeps what it measured, and running the same command again resumes it.
+
+    {"task", "model", "machine", "config", "results": [one record per method x length (x depth)],
+     "trials": [every single measurement the results were aggregated from]}
+
+A stored trial is reused only when its key matches exactly: method label, the method's full LongHeadsConfig
+(hashed), length, depth and trial index, and the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def config_id(cfg) -> str:
+    """A short stable hash of a method's config (None = full attention)."""
+    blob = json.dumps(cfg.to_dict() if cfg is not None else None, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class ResultsFile:
+    def __init__(self, path: str | Path | None, *, task: str, model: str, machine: dict, config: dict,
+                 resume: bool = True):
+        self.path = Path(path) if path else None
+        self.data = {"task": task, "model": model, "machine": machine, "config": config, "results": [], "trials": []}
+        self._done: dict[str, dict] = {}
+        if self.path and resume and self.path.exists():
+            try:
+                old = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                raise InputError(f"{self.path} exists but is not a result file: remove it or pick another --json path.") from None
+            if old.get("task") == task and old.get("model") == model:
+                for t in old.get("trials", []):
+                    self._done[_key(t)] = t
+
+    @property
+    def results(self) -> list[dict]:
+        return self.data["results"]
+
+    @property
+    def trials(self) -> list[dict]:
+        return self.data["trials"]
+
+    def done(self, **key) -> dict | None:
+        """The stored trial with this key from an earlier run of the same command, if any."""
+        found = self._done.get(_key(key))
+        if found is not None and found not in self.trials:
+            self.trials.append(found)
+        return found
+
+    def add_trial(self, trial: dict) -> None:
+        self.trials.append(trial)
+        self._done[_key(trial)] = trial
+
+    def set_results(self, records: list[dict]) -> None:
+        self.data["results"] = records
+        self.save()
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.data, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, self.path)  # readers never see a half-written file
+
+
+KEY_FIELDS = ("method", "config_id", "length", "depth", "trial", "seed")
+
+
+def _key(d: dict) -> str:
+    return json.dumps([d.get(k) for k in KEY_FIELDS])
