@@ -86,7 +86,7 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_str
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max)
     streaming = not (no_stream or as_json)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     text, usage, prompt = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
                                      out=out if streaming else None, record=cite)
     found = citations_for(session, prompt) if cite else None

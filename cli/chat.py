@@ -1,0 +1,66 @@
+"""`longdoc chat PATH...`: several questions about one document; the document is read (or loaded) once.
+
+Questions come from standard input, one per line, until end of input or `exit`. Each question is answered
+on its own against the document (earlier answers are not fed back: a small model answers better from the
+document than from its own previous turns, and every question then reuses the same stored prefix).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .ask import answer_options, citations_for, cite_text, run_answer
+from .common import handle_errors, model_options, stderr_is_tty
+from .session import open_session, session_options, usage_line
+
+EXIT_WORDS = {"exit", "quit", ":q"}
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@answer_options
+@session_options
+@model_options
+@handle_errors
+def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
+         max_input_tokens, cache_max, model, window, chunk_size, chunks, threads):
+    """Ask questions about the documents at PATH..., one per line; `exit` or end of input (Ctrl-D) ends."""
+    from ..errors import InputError
+
+    if "-" in paths:
+        raise InputError("chat reads its questions from standard input, so the document cannot come from it: "
+                         "pass a file or directory")
+    session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
+                           password=password, fmt=fmt, system=system, store=store, quiet=quiet,
+                           max_input_tokens=max_input_tokens, cache_max=cache_max)
+    interactive = stderr_is_tty() and sys.stdin.isatty()
+    if interactive:
+        session.prepare(session.prompt("?"))  # read the document before the first question is typed
+        click.echo(f"{len(session.document.text):,} characters from {', '.join(session.document.sources)}. "
+                   "Ask a question (exit or Ctrl-D to end).", err=True)
+    out = sys.stdout
+    stdin = sys.stdin
+    answered = 0
+    while True:
+        if interactive:
+            click.echo("> ", nl=False, err=True)
+        line = stdin.readline()
+        if not line:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question.lower() in EXIT_WORDS:
+            break
+        text, usage, prompt = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                                         out=out, record=cite)
+        click.echo("")
+        if cite:
+            click.echo(cite_text(session, prompt, citations_for(session, prompt)))
+        if show_usage:
+            click.echo(usage_line(usage, None if answered else session.ingest), err=True)
+        answered += 1
+        if not interactive:
+            click.echo("")  # a blank line between answers when output is piped

@@ -1,0 +1,42 @@
+"""`longdoc ingest PATH...`: prefill a document once and store it, so later questions about it are fast."""
+
+from __future__ import annotations
+
+import click
+
+from .common import handle_errors, human_size, model_options
+from .session import open_session, session_options
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@session_options
+@model_options
+@handle_errors
+def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_max, model, window, chunk_size, chunks,
+           threads):
+    """Prefill the documents at PATH... and store the result for `ask` and `chat`.
+
+    Use the same --model, LongHeads options, --format and --system as the questions that will follow:
+    they are part of what identifies a stored ingest.
+    """
+    from .. import prompting
+    from ..errors import ConfigError
+
+    if not store:
+        raise ConfigError("`ingest` with --no-store would prefill the document and throw it away: drop --no-store.")
+    session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
+                           password=password, fmt=fmt, system=system, store=True, quiet=quiet,
+                           max_input_tokens=max_input_tokens, cache_max=cache_max)
+    prefix = prompting.build_prefix(session.engine.tokenizer, session.document.text, fmt=fmt, system=system)
+    session.prepare(prefix)
+    ing = session.ingest
+    entry = session.store.get(ing.key)
+    if ing.reused:
+        click.echo(f"Already stored: {ing.key[:12]} ({ing.tokens:,} tokens, {human_size(entry.size)})")
+    elif entry is None:
+        click.echo(f"Not stored: {ing.tokens:,} tokens exceed the cache size cap ({human_size(session.store.max_bytes)}); "
+                   "raise it with --cache-max.")
+    else:
+        click.echo(f"Stored {ing.key[:12]}: {ing.tokens:,} tokens, {human_size(entry.size)}, "
+                   f"prefilled in {ing.seconds:.1f} s")

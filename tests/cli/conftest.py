@@ -1,0 +1,57 @@
+"""CLI test fixtures: a per-test cache folder, a CliRunner bound to the tiny model, small real PDFs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+_DOCS = str(Path(__file__).parents[1] / "documents")
+if _DOCS not in sys.path:
+    sys.path.insert(0, _DOCS)
+
+from pdf_fixtures import make_pdf, zorbia_pages  # noqa: E402
+
+TINY = ["--chunk-size", "16", "--chunks", "4"]
+
+
+@pytest.fixture
+def store_dir(tmp_path, monkeypatch):
+    """An empty cache folder for this test; returns its ingests folder."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("LONGDOC_CACHE_DIR", str(root))
+    monkeypatch.delenv("LONGDOC_CACHE_MAX", raising=False)
+    return root / "ingests"
+
+
+@pytest.fixture
+def cli_run(tiny_model_dir, store_dir):
+    """cli_run("ask", path, question, ...) -> click Result, with the tiny model and its LongHeads settings."""
+    from longdoc.cli.main import cli
+
+    runner = CliRunner()
+
+    def run(command, *args, model=True, input=None):
+        extra = ["-m", str(tiny_model_dir), *TINY] if model else []
+        return runner.invoke(cli, [command, *map(str, args), *extra], input=input, catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def zorbia(tmp_path):
+    return make_pdf(tmp_path / "zorbia.pdf", zorbia_pages(5))
+
+
+def entries(ingests: Path) -> list[Path]:
+    """Complete-looking entries (folders with a manifest) and anything else left in the store folder."""
+    return sorted(ingests.iterdir()) if ingests.exists() else []
+
+
+def ask_json(cli_run, *args):
+    result = cli_run("ask", *args, "--json", "--max-tokens", "6")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

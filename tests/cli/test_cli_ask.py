@@ -1,0 +1,89 @@
+"""`longdoc ask` on the tiny model: streaming, JSON, usage, citations, and reuse of the stored ingest."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import ask_json, entries
+
+
+def test_ask_streams_an_answer_and_stores_the_document(cli_run, zorbia, store_dir):
+    result = cli_run("ask", zorbia, "What is the capital of Zorbia?", "--max-tokens", "5")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip()  # the tiny random model says something
+    assert result.stderr == ""  # not a terminal: no progress bar, no notes
+    [entry] = entries(store_dir)
+    manifest = json.loads((entry / "manifest.json").read_text())
+    assert manifest["sources"] == [str(zorbia)] and manifest["tokens"] > 100
+
+
+def test_second_ask_reuses_the_stored_ingest_and_answers_the_same(cli_run, zorbia, store_dir):
+    first = ask_json(cli_run, zorbia, "What is the capital of Zorbia?")
+    second = ask_json(cli_run, zorbia, "What is the capital of Zorbia?")
+    assert first["usage"]["ingest"]["reused"] is False and first["usage"]["ingest"]["stored"] is True
+    assert second["usage"]["ingest"]["reused"] is True
+    assert second["usage"]["cached_tokens"] == second["usage"]["ingest"]["tokens"]
+    assert second["answer"] == first["answer"]
+    other = ask_json(cli_run, zorbia, "Which fact is on page 3?")  # another question: same stored prefix
+    assert other["usage"]["ingest"]["reused"] is True
+    assert len(entries(store_dir)) == 1
+
+
+def test_different_settings_get_their_own_ingest(cli_run, zorbia, store_dir):
+    ask_json(cli_run, zorbia, "Q?")
+    ask_json(cli_run, zorbia, "Q?", "--format", "completion")
+    ask_json(cli_run, zorbia, "Q?", "--system", "Be brief.")
+    assert len(entries(store_dir)) == 3
+
+
+def test_no_store_leaves_the_cache_empty(cli_run, zorbia, store_dir):
+    result = cli_run("ask", zorbia, "Q?", "--no-store", "--max-tokens", "3")
+    assert result.exit_code == 0, result.output
+    assert entries(store_dir) == []
+
+
+def test_no_stream_and_usage_on_stderr(cli_run, zorbia):
+    result = cli_run("ask", zorbia, "Q?", "--no-stream", "-u", "--max-tokens", "4")
+    assert result.exit_code == 0, result.output
+    assert "Usage:" not in result.stdout
+    assert "Usage: document" in result.stderr and "tok/s" in result.stderr and "answer 4 tokens" in result.stderr
+
+
+def test_json_output_is_one_object(cli_run, zorbia):
+    obj = ask_json(cli_run, zorbia, "Q?")
+    assert set(obj) >= {"answer", "model", "format", "sources", "usage"}
+    assert obj["usage"]["completion_tokens"] == 6 and obj["usage"]["finish_reason"] == "length"
+
+
+def test_cite_names_pages_with_shares(cli_run, zorbia):
+    result = cli_run("ask", zorbia, "What is the capital of Zorbia?", "--cite", "--max-tokens", "6")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.split("Sources (share")[1].strip().splitlines()[1:]
+    shares = [float(line.rsplit(None, 1)[1].rstrip("%")) for line in lines]
+    assert any("zorbia.pdf p. " in line for line in lines)
+    assert 0 < sum(shares) <= 100.5 and shares == sorted(shares, reverse=True)
+    obj = ask_json(cli_run, zorbia, "What is the capital of Zorbia?", "--cite")
+    assert obj["citations"] and all(0 < c["share"] <= 1 for c in obj["citations"])
+
+
+def test_cite_when_the_document_fits_in_the_window(cli_run, tmp_path):
+    doc = tmp_path / "short.txt"
+    doc.write_text("A short note.\n")
+    result = cli_run("ask", doc, "Q?", "--cite", "--max-tokens", "2")
+    assert result.exit_code == 0, result.output
+    assert "fits in the 64-token attention window" in result.stdout
+
+
+def test_several_inputs_and_stdin(cli_run, tmp_path):
+    (tmp_path / "a.md").write_text("# Notes\nThe code word is apricot.\n")
+    result = cli_run("ask", tmp_path / "a.md", "-", "What is the code word?", "--json", "--max-tokens", "3",
+                     input="Piped notes: the colour is teal.\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sources"] == [str(tmp_path / "a.md"), "<stdin>"]
+
+
+def test_conflicting_window_options(cli_run, zorbia, store_dir):
+    result = cli_run("ask", zorbia, "Q?", "--window", "100")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --window 100 is not a multiple of the chunk size 16")
+    assert entries(store_dir) == []
