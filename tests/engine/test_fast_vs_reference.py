@@ -1,0 +1,76 @@
+"""The vectorised LongHeads attention equals the plain per-token reference, on sequences many windows long."""
+
+import pytest
+import torch
+
+from longdoc.attention import Runtime, attend
+from longdoc.cache import LongHeadsLayer
+from longdoc.config import LongHeadsConfig
+from longdoc.reference import reference_attention
+from longdoc.rope import Rope
+
+D = 16
+ROPE = Rope(1.0 / (10000 ** (torch.arange(0, D, 2).double() / D)))
+
+CONFIGS = {
+    "default-block": LongHeadsConfig(chunk_size=4, chunks=4, exact_tail=3),
+    "token": LongHeadsConfig(chunk_size=4, chunks=4, prefill_selection="token"),
+    "paper": LongHeadsConfig.paper(chunk_size=4, chunks=4),
+    "keybound": LongHeadsConfig(chunk_size=4, chunks=5, score="keybound", score_rope="none"),
+    "window": LongHeadsConfig(chunk_size=4, chunks=4, selection="window"),
+    "odd-chunk": LongHeadsConfig(chunk_size=5, chunks=4, exact_tail=7),
+}
+
+
+def run_fast(cfg, q, k, v, splits):
+    """Feed the sequence through a cache layer in calls of the given sizes; returns all outputs (B, Hq, L, d)."""
+    rt, layer, outs, P = Runtime(cfg, ROPE), LongHeadsLayer(), [], 0
+    for T in splits:
+        kk, vv = layer.update(k[:, :, P : P + T], v[:, :, P : P + T])
+        outs.append(attend(rt, layer, q[:, :, P : P + T], kk, vv, D**-0.5))
+        P += T
+    return torch.cat(outs, dim=2)
+
+
+def run_reference(cfg, q, k, v, splits):
+    outs, P = [], 0
+    for T in splits:
+        outs.append(reference_attention(cfg, ROPE, q[:, :, : P + T], k[:, :, : P + T], v[:, :, : P + T], T, D**-0.5))
+        P += T
+    return torch.cat(outs, dim=2)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("heads", [(4, 4), (4, 2)], ids=["MHA", "GQA"])
+@pytest.mark.parametrize("splits", [[53], [19, 1, 1, 32], [8, 16, 29]], ids=["one-shot", "decode-steps", "blocks"])
+def test_fast_equals_reference(name, heads, splits):
+    torch.manual_seed(0)
+    cfg = CONFIGS[name]
+    Hq, Hk = heads
+    L = sum(splits)  # 53 tokens = 13 chunks of 4: more than three windows of 16
+    q, k, v = torch.randn(1, Hq, L, D), torch.randn(1, Hk, L, D), torch.randn(1, Hk, L, D)
+    fast = run_fast(cfg, q, k, v, splits)
+    ref = run_reference(cfg, q, k, v, splits)
+    torch.testing.assert_close(fast, ref, atol=2e-5, rtol=1e-4)
+
+
+def test_batch_of_two_equals_each_alone():
+    torch.manual_seed(1)
+    cfg = CONFIGS["default-block"]
+    q, k, v = torch.randn(2, 4, 40, D), torch.randn(2, 2, 40, D), torch.randn(2, 2, 40, D)
+    both = run_fast(cfg, q, k, v, [40])
+    for b in range(2):
+        alone = run_fast(cfg, q[b : b + 1], k[b : b + 1], v[b : b + 1], [40])
+        torch.testing.assert_close(both[b : b + 1], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_outside_the_window_differs_from_full_attention():
+    """Guards against a fast path that silently falls back to full attention."""
+    torch.manual_seed(2)
+    cfg = CONFIGS["default-block"]
+    q, k, v = torch.randn(1, 4, 48, D), torch.randn(1, 4, 48, D), torch.randn(1, 4, 48, D)
+    fast = run_fast(cfg, q, k, v, [48])
+    full = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=D**-0.5)
+    window = cfg.window
+    torch.testing.assert_close(fast[:, :, :window], full[:, :, :window], atol=1e-5, rtol=1e-5)
+    assert (fast[:, :, window:] - full[:, :, window:]).abs().max() > 1e-2

@@ -1,0 +1,123 @@
+"""LongHeads on tiny random-weight models of every supported family, through transformers' extension points."""
+
+import pytest
+import torch
+from transformers import DynamicCache
+
+from longdoc import LongHeadsCache, LongHeadsConfig, disable_longheads, enable_longheads
+from longdoc.errors import ConfigError
+from longdoc.generate import prefill
+
+from tiny_models import make_tiny_llama
+
+CFG = LongHeadsConfig(chunk_size=8, chunks=4, exact_tail=5)  # window 32 on a model trained to 256
+
+
+@pytest.fixture(params=[("llama", 4, 4), ("llama", 4, 2), ("mistral", 4, 2), ("qwen2", 4, 2)],
+                ids=["llama-MHA", "llama-GQA", "mistral-GQA", "qwen2-GQA"])
+def tiny(request):
+    model_type, h, hk = request.param
+    return make_tiny_llama(n_heads=h, n_kv_heads=hk, layers=2, model_type=model_type)
+
+
+@torch.inference_mode()
+def test_inside_the_window_equals_the_unpatched_model(tiny):
+    ids = torch.randint(0, 512, (1, 25))
+    ref_cache = DynamicCache()
+    ref = tiny(ids, past_key_values=ref_cache).logits
+    ref_steps = [tiny(ids[:, :1] * 0 + t, past_key_values=ref_cache).logits for t in (3, 7, 11)]
+    enable_longheads(tiny, CFG)
+    cache = LongHeadsCache()
+    out = tiny(ids, past_key_values=cache).logits
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    for t, r in zip((3, 7, 11), ref_steps):  # decode steps, still inside the 32-token window
+        torch.testing.assert_close(tiny(ids[:, :1] * 0 + t, past_key_values=cache).logits, r, atol=1e-5, rtol=1e-4)
+
+
+@torch.inference_mode()
+def test_plain_forward_works_with_no_extra_arguments(tiny):
+    ids = torch.randint(0, 512, (1, 70))
+    enable_longheads(tiny, CFG)
+    logits = tiny(ids).logits  # transformers makes its own DynamicCache: a one-shot forward needs nothing else
+    assert logits.shape == (1, 70, 512) and torch.isfinite(logits).all()
+    cached = tiny(ids, past_key_values=LongHeadsCache()).logits
+    torch.testing.assert_close(logits, cached, atol=1e-5, rtol=1e-4)
+
+
+@torch.inference_mode()
+def test_beyond_the_window_differs_and_stays_finite(tiny):
+    ids = torch.randint(0, 512, (1, 120))
+    full = tiny(ids).logits
+    enable_longheads(tiny, CFG)
+    lh = tiny(ids, past_key_values=LongHeadsCache()).logits
+    torch.testing.assert_close(lh[:, :32], full[:, :32], atol=1e-5, rtol=1e-4)
+    assert torch.isfinite(lh).all()
+    assert (lh[:, 40:] - full[:, 40:]).abs().max() > 1e-3
+    disable_longheads(tiny)
+    torch.testing.assert_close(tiny(ids).logits, full)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("block", [8, 16, 40])
+def test_chunked_prefill_equals_one_shot(tiny, block):
+    ids = torch.randint(0, 512, (1, 101))
+    enable_longheads(tiny, CFG)
+    one = LongHeadsCache()
+    one.exact_from = 101 - CFG.exact_tail
+    one_logits = tiny(ids, past_key_values=one, logits_to_keep=1).logits[:, -1]
+    chunked = LongHeadsCache()
+    chunked_logits = prefill(tiny, chunked, ids, block=block, exact_from=101 - CFG.exact_tail)
+    torch.testing.assert_close(chunked_logits, one_logits, atol=1e-5, rtol=1e-4)
+    # and the next decode step agrees too
+    step = torch.tensor([[5]])
+    torch.testing.assert_close(tiny(step, past_key_values=chunked).logits, tiny(step, past_key_values=one).logits,
+                               atol=1e-5, rtol=1e-4)
+
+
+@torch.inference_mode()
+def test_hf_generate_with_the_longheads_cache(tiny):
+    from longdoc.generate import SamplingParams, stream
+
+    class Tok:  # ids in, ids out: lets `stream` run on a model without a tokenizer
+        eos_token_id = None
+
+        def decode(self, ids, skip_special_tokens=True):
+            return "".join(f"<{i}>" for i in ids)
+
+    ids = torch.randint(0, 512, (1, 90))
+    enable_longheads(tiny, CFG)
+    tiny.generation_config.eos_token_id = None
+    tiny.generation_config.pad_token_id = 0
+    out = tiny.generate(ids, past_key_values=LongHeadsCache(), max_new_tokens=6, do_sample=False)
+    ours = "".join(stream(tiny, Tok(), ids, SamplingParams(max_new_tokens=6)))
+    assert ours == "".join(f"<{i}>" for i in out[0, 90:].tolist())
+
+
+def test_padding_is_refused(tiny):
+    enable_longheads(tiny, CFG)
+    ids = torch.randint(0, 512, (2, 10))
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[1, :3] = 0
+    with pytest.raises(ConfigError, match="padded"):
+        tiny(ids, attention_mask=mask)
+
+
+def test_incremental_decoding_needs_the_longheads_cache(tiny):
+    enable_longheads(tiny, CFG)
+    cache = DynamicCache()
+    tiny(torch.randint(0, 512, (1, 10)), past_key_values=cache)
+    with pytest.raises(ConfigError, match="LongHeadsCache"):
+        tiny(torch.tensor([[1]]), past_key_values=cache)
+
+
+def test_window_larger_than_trained_length_is_refused(tiny):
+    with pytest.raises(ConfigError, match="trained length 256"):
+        enable_longheads(tiny, LongHeadsConfig(chunk_size=64, chunks=8))
+
+
+def test_unsupported_model_type_is_refused():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))
+    with pytest.raises(ConfigError, match="not supported"):
+        enable_longheads(model, CFG)

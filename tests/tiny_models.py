@@ -1,0 +1,16 @@
+"""Tiny randomly initialised models of the supported families, for fast tests of the mechanism."""
+
+import torch
+
+
+def make_tiny_llama(n_heads=4, n_kv_heads=2, layers=2, max_positions=256, vocab=512, seed=0, model_type="llama"):
+    """A randomly initialised model of a supported family. n_kv_heads < n_heads gives GQA."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model(
+        model_type, vocab_size=vocab, hidden_size=16 * n_heads, intermediate_size=32 * n_heads,
+        num_hidden_layers=layers, num_attention_heads=n_heads, num_key_value_heads=n_kv_heads,
+        max_position_embeddings=max_positions, head_dim=16, rope_theta=10000.0, tie_word_embeddings=False,
+    )
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
