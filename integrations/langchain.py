@@ -34,6 +34,7 @@ from ._utils import aiter_in_thread, block_text, chat_role, sampling, until_stop
 __all__ = ["ChatLongDoc", "LongDocLLM", "LongDocLoader"]
 
 _CALL_OPTIONS = ("max_tokens", "temperature", "top_p", "seed")
+_SYSTEM_DOC_FORMAT = "langchain-system-document/v1"  # part of the store key of ChatLongDoc.ingest
 
 
 class _LongDocModel(BaseModel):
@@ -100,6 +101,12 @@ class _LongDocModel(BaseModel):
             "seed": self.seed,
             "stop": self.stop,
         }
+
+    def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict:
+        # LangChain's cache key: the stop strings in force are this object's plus the call's
+        params = super()._get_invocation_params(stop=stop, **kwargs)
+        params["stop"] = self._stops(stop) or None
+        return params
 
     # -- tokens -----------------------------------------------------------------------------------------------
     def get_token_ids(self, text: str) -> list[int]:
@@ -195,6 +202,26 @@ class ChatLongDoc(_LongDocModel, BaseChatModel):
         """The prompt's token ids through the tokenizer's chat template (with the assistant turn opened)."""
         return self.engine.chat_ids(_to_chat(messages), add_generation_prompt=True)
 
+    def document_messages(self, document: str, question: str) -> list[BaseMessage]:
+        """[system: the document, user: the question]: the document first, in a turn of its own, so its tokens
+        are the same whatever the question and a second question reuses them (see `ingest`)."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        return [SystemMessage(content=document), HumanMessage(content=question)]
+
+    def ingest(self, document: str, *, store: bool = True):
+        """Prefill `document` as the system turn (the prefix `document_messages` produces) into the engine's
+        prefix pool, through the on-disk ingest store when `store` (an earlier run's prefill is loaded instead
+        of recomputed). Returns a `longdoc.store.Ingest` (tokens, reused, seconds)."""
+        import hashlib
+
+        from longdoc.store import Store, ensure_prefix, prefix_key
+
+        ids = self.engine.chat_ids([{"role": "system", "content": document}], add_generation_prompt=False)
+        key = prefix_key(self.engine, hashlib.sha256(document.encode()).hexdigest(), _SYSTEM_DOC_FORMAT)
+        return ensure_prefix(self.engine, ids, key, Store() if store else None, save=store,
+                             info={"sources": ["langchain ChatLongDoc.ingest"]})
+
     def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools=None) -> int:
         return len(self.prompt_ids(messages))
 
@@ -204,10 +231,7 @@ class ChatLongDoc(_LongDocModel, BaseChatModel):
 
         params, usage = self._params(stop, kwargs), Usage()
         for piece in self._pieces(self.prompt_ids(messages), params, usage):
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-            if run_manager:
-                run_manager.on_llm_new_token(piece, chunk=chunk)
-            yield chunk
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))  # LangChain fires on_llm_new_token
         yield self._last_chunk(usage)
 
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -218,10 +242,7 @@ class ChatLongDoc(_LongDocModel, BaseChatModel):
         params, usage = self._params(stop, kwargs), Usage()
         prompt = self.prompt_ids(messages)
         async for piece in aiter_in_thread(lambda: self._pieces(prompt, params, usage)):
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-            if run_manager:
-                await run_manager.on_llm_new_token(piece, chunk=chunk)
-            yield chunk
+            yield ChatGenerationChunk(message=AIMessageChunk(content=piece))  # LangChain fires on_llm_new_token
         yield self._last_chunk(usage)
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
