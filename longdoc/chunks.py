@@ -85,7 +85,8 @@ def select(cfg: LongHeadsConfig, scores: torch.Tensor | None, group_chunk: torch
     chunk_ids = torch.arange(C, device=scores.device)
     allowed = (chunk_ids[None, :] >= 1) & (chunk_ids[None, :] <= last_candidate[:, None])  # (G, C)
     masked = scores.masked_fill(~allowed, float("-inf"))
-    chosen = masked.topk(n_sel, dim=-1).indices.sort(dim=-1).values  # (B, Hq, G, n_sel)
+    top = masked.topk(n_sel, dim=-1).indices  # (B, Hq, G, n_sel), best first
+    chosen = top.sort(dim=-1).values if cfg.chunk_order == "text" else top.flip(-1)  # score: best nearest the query
     B, Hq, G = chosen.shape[:3]
     mandatory_tail = [group_chunk - 1] if cfg.keep_previous else []
     tail = torch.stack(mandatory_tail + [group_chunk], dim=1)  # (G, 1 or 2)

@@ -17,6 +17,7 @@ Score = Literal["rep", "keybound"]
 ScoreRope = Literal["none", "local"]
 Selection = Literal["longheads", "window"]
 PrefillSelection = Literal["block", "token"]
+ChunkOrder = Literal["text", "score"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class LongHeadsConfig:
         "block" -- the queries of one chunk share one selection (mean of their scores), except the last
         `exact_tail` tokens of each forward call, which select per token.
     exact_tail: see prefill_selection.
+    chunk_order: order of the selected chunks in the window: "text" (the paper: original order) or "score"
+        (best-scoring chunk nearest the query).
     """
 
     chunk_size: int = 256
@@ -49,6 +52,7 @@ class LongHeadsConfig:
     keep_previous: bool = True
     prefill_selection: PrefillSelection = "block"
     exact_tail: int = 64
+    chunk_order: ChunkOrder = "text"
 
     @property
     def window(self) -> int:
@@ -62,7 +66,8 @@ class LongHeadsConfig:
     @classmethod
     def paper(cls, **overrides) -> "LongHeadsConfig":
         """The recipe exactly as the paper and the authors' code describe it."""
-        base = dict(score="rep", score_rope="none", keep_previous=False, prefill_selection="token", exact_tail=0)
+        base = dict(score="rep", score_rope="none", keep_previous=False, prefill_selection="token", exact_tail=0,
+                    chunk_order="text")
         base.update(overrides)
         return cls(**base)
 
@@ -92,6 +97,7 @@ class LongHeadsConfig:
         _check_choice("score", self.score, ("rep", "keybound"))
         _check_choice("score_rope", self.score_rope, ("none", "local"))
         _check_choice("prefill_selection", self.prefill_selection, ("block", "token"))
+        _check_choice("chunk_order", self.chunk_order, ("text", "score"))
         if self.chunk_size < 1:
             raise ConfigError(f"chunk_size must be a positive number of tokens, got {self.chunk_size}.")
         minimum = 3 + int(self.keep_previous)

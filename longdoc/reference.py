@@ -77,7 +77,8 @@ def chosen_chunks(cfg, rope, q_head, summaries, group, cj) -> list[int]:
     last = cj - 1 - int(cfg.keep_previous)
     scores = {c: sum(chunk_score(cfg, rope, q_head[p], p, summaries[c]) for p in group) / len(group)
               for c in range(1, last + 1)}
-    top = sorted(sorted(scores, key=lambda c: -scores[c])[: cfg.selected_per_head])
+    best = sorted(scores, key=lambda c: -scores[c])[: cfg.selected_per_head]
+    top = sorted(best) if cfg.chunk_order == "text" else best[::-1]
     return [0] + top + ([cj - 1] if cfg.keep_previous else []) + [cj]
 
 

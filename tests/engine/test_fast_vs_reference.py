@@ -19,6 +19,7 @@ CONFIGS = {
     "keybound": LongHeadsConfig(chunk_size=4, chunks=5, score="keybound", score_rope="none"),
     "window": LongHeadsConfig(chunk_size=4, chunks=4, selection="window"),
     "odd-chunk": LongHeadsConfig(chunk_size=5, chunks=4, exact_tail=7),
+    "score-order": LongHeadsConfig(chunk_size=4, chunks=5, chunk_order="score"),
 }
 
 
