@@ -34,7 +34,7 @@ def ls():
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         sources = ", ".join(e.manifest.get("sources", []))
         if len(sources) > 60:
-            sources = sources[:57] + "..."
+            sources = "..." + sources[-57:]
         click.echo(f"{e.key[:12]:<12}  {e.tokens:>8,}  {human_size(e.size):>9}  {used:<16}  "
                    f"{str(e.manifest.get('model', '?'))[:14]:<14}  {sources}")
     click.echo(f"{len(entries)} stored, {human_size(store.total_bytes())} of {human_size(store.max_bytes)} "

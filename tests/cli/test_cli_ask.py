@@ -87,3 +87,55 @@ def test_conflicting_window_options(cli_run, zorbia, store_dir):
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: --window 100 is not a multiple of the chunk size 16")
     assert entries(store_dir) == []
+
+
+def test_a_corrupted_stored_ingest_is_rebuilt_not_used(cli_run, zorbia, store_dir):
+    first = ask_json(cli_run, zorbia, "What is the capital of Zorbia?")
+    [entry] = entries(store_dir)
+    tensors = entry / "cache.safetensors"
+    data = bytearray(tensors.read_bytes())
+    data[len(data) // 2] ^= 0x55  # one flipped byte in the keys
+    tensors.write_bytes(bytes(data))
+    again = ask_json(cli_run, zorbia, "What is the capital of Zorbia?")
+    assert again["usage"]["ingest"]["reused"] is False and again["usage"]["ingest"]["stored"] is True
+    assert again["answer"] == first["answer"]
+    assert ask_json(cli_run, zorbia, "What is the capital of Zorbia?")["usage"]["ingest"]["reused"] is True
+
+
+def test_cache_commands(cli_run, zorbia, store_dir):
+    ask_json(cli_run, zorbia, "Q?")
+    ls = cli_run("cache", "ls", model=False)
+    assert ls.exit_code == 0 and "zorbia.pdf" in ls.stdout and "1 stored" in ls.stdout and " kB" in ls.stdout
+    key = entries(store_dir)[0].name
+    bad = cli_run("cache", "rm", "zzzz", model=False)
+    assert bad.exit_code == 3 and bad.stderr.startswith("Error: No stored ingest matches 'zzzz'")
+    rm = cli_run("cache", "rm", key[:8], model=False)
+    assert rm.exit_code == 0 and rm.stdout.startswith(f"Removed {key[:12]}") and entries(store_dir) == []
+    ask_json(cli_run, zorbia, "Q?")
+    clear = cli_run("cache", "clear", model=False)
+    assert clear.stdout.startswith("Removed 1 stored ingest") and entries(store_dir) == []
+
+
+def test_ingest_then_ask_reuses(cli_run, zorbia, store_dir):
+    result = cli_run("ingest", zorbia)
+    assert result.exit_code == 0 and result.stdout.startswith("Stored "), result.output
+    assert cli_run("ingest", zorbia).stdout.startswith("Already stored")
+    assert ask_json(cli_run, zorbia, "Q?")["usage"]["ingest"]["reused"] is True
+
+
+def test_chat_answers_each_line_until_exit(cli_run, zorbia, store_dir):
+    result = cli_run("chat", zorbia, "--max-tokens", "3", "-u", input="First question?\n\nSecond one?\nexit\nnever asked\n")
+    assert result.exit_code == 0, result.output
+    answers = [a for a in result.stdout.split("\n\n") if a.strip()]
+    assert len(answers) == 2
+    usage = result.stderr.splitlines()
+    assert len(usage) == 2 and "document" in usage[0] and "document" not in usage[1]
+    assert len(entries(store_dir)) == 1
+
+
+def test_models_lists_the_embedded_model_and_given_folders(cli_run, tiny_model_dir, tmp_path):
+    result = cli_run("models", tiny_model_dir, model=False)
+    assert result.exit_code == 0
+    assert "smollm2 (default)" in result.stdout and "hf llama, 2 layers" in result.stdout
+    bad = cli_run("models", tmp_path / "nothing", model=False)
+    assert bad.exit_code == 4 and bad.stderr.startswith("Error: No model at")
