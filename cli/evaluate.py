@@ -148,6 +148,14 @@ def _model_name(source):
     return path.stem if kind == "gguf" else path.name
 
 
+def _out():
+    """stdout console; wide when piped or captured, so tables of several methods are not squeezed."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 def _err():
     from rich.console import Console
 
@@ -220,15 +228,13 @@ def eval_group():
 @handle_errors
 def passkey(trials, max_new_tokens, **kw):
     """Passkey retrieval (paper §3.3): accuracy, key log-prob and hit rate per method and length."""
-    from rich.console import Console
-
     from longdoc.eval.retrieval import passkey_cells, run_cells
 
     s = Setup("passkey", kw, {"trials": trials, "max_new_tokens": max_new_tokens})
     cells = passkey_cells(s.lm.tokenizer, s.lengths, trials, kw["seed"])
     records = run_cells(s.lm, s.methods, cells, s.results, seed=kw["seed"], common=s.common,
                         max_full_length=s.max_full, max_new_tokens=max_new_tokens, on_trial=_print_trial("passkey"))
-    Console().print(_pivot_table(f"passkey retrieval — {s.lm.name}: correct/trials, mean key log-prob, mean hit rate",
+    _out().print(_pivot_table(f"passkey retrieval — {s.lm.name}: correct/trials, mean key log-prob, mean hit rate",
                                  records, _retrieval_cell, [m.label for m in s.methods]))
     png = None
     if kw["png"]:
@@ -252,8 +258,6 @@ def needle(depths, trials, distractor, haystack, max_new_tokens, **kw):
     """Needle in a haystack (paper appendix G): depth x length grid, heatmaps of accuracy and hit rate."""
     from pathlib import Path
 
-    from rich.console import Console
-
     from longdoc.eval import corpus
     from longdoc.eval.needle import Haystack, needle_cells
     from longdoc.eval.retrieval import run_cells
@@ -267,7 +271,7 @@ def needle(depths, trials, distractor, haystack, max_new_tokens, **kw):
     cells = needle_cells(hay, s.lengths, depths, trials, kw["seed"], distractor=distractor)
     records = run_cells(s.lm, s.methods, cells, s.results, seed=kw["seed"], common=s.common,
                         max_full_length=s.max_full, max_new_tokens=max_new_tokens, on_trial=_print_trial("needle"))
-    Console().print(_pivot_table(f"{task} — {s.lm.name}: correct/trials over all depths", _over_depths(records),
+    _out().print(_pivot_table(f"{task} — {s.lm.name}: correct/trials over all depths", _over_depths(records),
                                  _retrieval_cell, [m.label for m in s.methods]))
     png = None
     if kw["png"]:
@@ -313,8 +317,6 @@ def _over_depths(records):
 @handle_errors
 def ppl(text_spec, tail, samples, **kw):
     """Long-context perplexity (paper Table 1): the same tail tokens scored with growing context."""
-    from rich.console import Console
-
     from longdoc.errors import InputError
     from longdoc.eval import corpus
     from longdoc.eval.ppl import run_ppl
@@ -333,7 +335,7 @@ def ppl(text_spec, tail, samples, **kw):
     def cell(r):
         return "skipped" if r.get("skipped") else f"{r['ppl']:.3f}"
 
-    Console().print(_pivot_table(f"perplexity of the last {tail} tokens — {s.lm.name} on {name}", records, cell,
+    _out().print(_pivot_table(f"perplexity of the last {tail} tokens — {s.lm.name} on {name}", records, cell,
                                  [m.label for m in s.methods]))
     png = None
     if kw["png"]:
@@ -357,8 +359,6 @@ def ppl(text_spec, tail, samples, **kw):
 @handle_errors
 def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
     """Speed and memory: prefill time, decode time per token, peak memory; one fresh process per measurement."""
-    from rich.console import Console
-
     from longdoc.errors import ConfigError
     from longdoc.eval.bench import LLAMA2_7B, llama_cpp_available, run_bench
 
@@ -406,22 +406,34 @@ def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
                         threads=kw["threads"], common=s.common, max_full_length=s.max_full, shape=shape,
                         device=device, attn=attn, llama_cpp_gguf=gguf, timeout=timeout, on_trial=show)
 
-    def cell(r):
-        if r.get("skipped"):
-            return "skipped"
-        if r.get("error"):
-            return "error"
-        s_ = f"{r['prefill_s']:.2f} s | {r['decode_s_per_token'] * 1000:.1f} ms | {r['peak_mem_mb']:.0f} MiB"
-        if "prefill_speedup_vs_full" in r and r["method"] != "full":
-            s_ += f"\nvs full: {r['prefill_speedup_vs_full']:.2f}x / {r['decode_speedup_vs_full']:.2f}x"
-        return s_
-
-    labels = [m.label for m in s.methods] + (["llama.cpp"] if gguf else [])
-    Console().print(_pivot_table(f"bench — {s.results.data['model']}: prefill | decode per token | peak memory "
-                                 "(speedups: full time / method time)", records, cell, labels))
+    _out().print(_bench_table(f"bench — {s.results.data['model']}", records))
     png = None
     if kw["png"]:
         from longdoc.eval.plots import bench_plot
 
         png = bench_plot(records, kw["png"], f"speed and memory, {s.results.data['model']}")
     _done(s.results, png)
+
+
+def _bench_table(title, records):
+    """One row per length x method; speedups are the baseline's time over the method's (> 1: faster)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title))
+    for col in ("length", "method", "prefill s", "decode ms/tok", "peak MiB", "prefill x full", "decode x full",
+                "prefill x window", "decode x window"):
+        table.add_column(col, justify="right")
+
+    def num(r, k, fmt, scale=1.0):
+        return format(r[k] * scale, fmt) if r.get(k) is not None else ""
+
+    for r in records:
+        if r.get("skipped") or r.get("error"):
+            table.add_row(str(r["length"]), escape(r["method"]), escape(r.get("skipped") or r.get("error")))
+            continue
+        table.add_row(str(r["length"]), escape(r["method"]), num(r, "prefill_s", ".2f"),
+                      num(r, "decode_s_per_token", ".1f", 1000), num(r, "peak_mem_mb", ".0f"),
+                      num(r, "prefill_speedup_vs_full", ".2f"), num(r, "decode_speedup_vs_full", ".2f"),
+                      num(r, "prefill_speedup_vs_window", ".2f"), num(r, "decode_speedup_vs_window", ".2f"))
+    return table

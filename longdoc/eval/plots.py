@@ -60,8 +60,8 @@ def needle_heatmaps(records: list[dict], path: str | Path, field: str, title: st
     lengths = sorted({r["length"] for r in records})
     depths = sorted({r["depth"] for r in records})
     fig, axes = plt.subplots(1, len(methods), figsize=(1.2 + 0.7 * len(lengths) * len(methods) + 1.5 * len(methods), 4.5),
-                             squeeze=False)
-    for ax, method in zip(axes[0], methods):
+                             squeeze=False, sharey=True)
+    for i_ax, (ax, method) in enumerate(zip(axes[0], methods)):
         grid = [[math.nan] * len(lengths) for _ in depths]
         for r in records:
             if r["method"] == method and r.get(field) is not None:
@@ -69,6 +69,7 @@ def needle_heatmaps(records: list[dict], path: str | Path, field: str, title: st
         im = ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto", origin="upper")
         ax.set_xticks(range(len(lengths)), [f"{n // 1024}k" if n >= 1024 else str(n) for n in lengths])
         ax.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths])
+        ax.tick_params(labelleft=i_ax == 0)
         ax.set_xlabel("prompt length")
         ax.set_title(method)
         for i, row in enumerate(grid):

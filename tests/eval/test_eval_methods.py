@@ -6,7 +6,7 @@ from longdoc.config import LongHeadsConfig
 from longdoc.errors import ConfigError
 from longdoc.eval.methods import parse_methods, parse_overrides
 
-from ..conftest import make_tiny_llama
+from tiny_models import make_tiny_llama
 
 
 @pytest.fixture(scope="module")

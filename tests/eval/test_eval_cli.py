@@ -1,0 +1,119 @@
+"""`longdoc eval ...` and `longdoc bench` end to end on the tiny model (window 128 = chunk 16 x 8 chunks)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from longdoc.cli.main import cli
+
+TINY = ["--chunk-size", "16", "--chunks", "8", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def haystack(tmp_path_factory):
+    import random
+
+    rng = random.Random(0)
+    words = "alpha beta gamma delta river stone house garden light quiet morning paper".split()
+    text = " ".join(" ".join(rng.choice(words) for _ in range(8)).capitalize() + "." for _ in range(300))
+    path = tmp_path_factory.mktemp("text") / "prose.txt"
+    path.write_text(text)
+    return path
+
+
+def _run(args):
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    return result
+
+
+def test_passkey_end_to_end_and_resume(tiny_model_dir, tmp_path):
+    out, png = tmp_path / "pk.json", tmp_path / "pk.png"
+    args = ["eval", "passkey", "-m", str(tiny_model_dir), "--lengths", "96,256", "--trials", "2",
+            "--methods", "full,window,longheads,longheads[score=keybound]", "--max-full-length", "200",
+            "--json", str(out), "--png", str(png), *TINY]
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    assert "passkey retrieval" in r.stdout and "longheads[score=keybound]" in r.stdout
+    data = json.loads(out.read_text())
+    assert data["task"] == "passkey" and data["model"] == tiny_model_dir.name
+    assert {"cpu", "cores", "torch_threads", "torch"} <= set(data["machine"])
+    assert data["config"]["methods"]["window"]["selection"] == "window"
+    assert data["config"]["methods"]["longheads[score=keybound]"]["score"] == "keybound"
+    recs = {(r_["method"], r_["length"]): r_ for r_ in data["results"]}
+    assert len(recs) == 8
+    for rec in data["results"]:
+        assert {"method", "length", "trials", "correct", "key_logprob", "hit_rate"} <= set(rec)
+    assert recs[("full", 256)]["skipped"] and recs[("full", 256)]["trials"] == 0
+    assert recs[("window", 96)]["hit_rate"] is None and recs[("full", 96)]["hit_rate"] is None
+    assert 0 <= recs[("longheads", 256)]["hit_rate"] <= 1
+    by = {}
+    for t in data["trials"]:
+        by.setdefault((t["length"], t["trial"]), {})[t["method"]] = t
+    for (length, _), ts in by.items():
+        assert len({t["key"] for t in ts.values()}) == 1, "every method sees the same prompt"
+        if length == 96:  # the prompt fits in the 128-token window: every method is full attention
+            assert ts["longheads"]["key_logprob"] == pytest.approx(ts["full"]["key_logprob"], abs=1e-2)
+            assert ts["window"]["key_logprob"] == pytest.approx(ts["full"]["key_logprob"], abs=1e-2)
+    assert png.stat().st_size > 1000
+
+    again = _run(args)  # everything is in the JSON already: nothing is measured again
+    assert again.exit_code == 0
+    assert "#0:" not in again.stderr
+    assert json.loads(out.read_text())["trials"] == data["trials"]
+
+
+def test_needle_grid_with_distractor(tiny_model_dir, tmp_path, haystack):
+    out, png = tmp_path / "needle.json", tmp_path / "needle.png"
+    r = _run(["eval", "needle", "-m", str(tiny_model_dir), "--lengths", "128,256", "--depths", "0,0.5,1",
+              "--methods", "window,longheads", "--distractor", "--haystack", str(haystack),
+              "--json", str(out), "--png", str(png), *TINY])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert data["task"] == "needle-distractor"
+    assert [(x["method"], x["length"], x["depth"]) for x in data["results"]] == [
+        (m, n, d) for n in (128, 256) for d in (0.0, 0.5, 1.0) for m in ("window", "longheads")]
+    assert all("distracted" in x for x in data["results"])
+    assert png.exists() and (tmp_path / "needle-hit.png").exists()
+
+
+def test_ppl_end_to_end(tiny_model_dir, tmp_path, haystack):
+    out = tmp_path / "ppl.json"
+    r = _run(["eval", "ppl", "-m", str(tiny_model_dir), "--lengths", "128,256", "--tail", "32", "--samples", "2",
+              "--text", str(haystack), "--json", str(out), "--png", str(tmp_path / "ppl.png"), *TINY])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert [(x["method"], x["length"]) for x in data["results"]] == [
+        (m, n) for n in (128, 256) for m in ("full", "window", "longheads")]
+    assert all(x["ppl"] > 1 and x["tokens_scored"] == 64 for x in data["results"])
+    assert data["config"]["text"] == haystack.name
+
+
+def test_bench_end_to_end(tiny_model_dir, tmp_path):
+    out = tmp_path / "bench.json"
+    r = _run(["bench", "-m", str(tiny_model_dir), "--lengths", "192", "--methods", "full,longheads",
+              "--decode-tokens", "2", "--json", str(out), "--png", str(tmp_path / "bench.png"), *TINY])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    full, lh = data["results"]
+    for rec in (full, lh):
+        assert {"method", "length", "prefill_s", "decode_s_per_token", "peak_mem_mb"} <= set(rec)
+        assert rec["prefill_s"] > 0 and rec["decode_s_per_token"] > 0 and rec["peak_mem_mb"] > 50
+    assert lh["prefill_speedup_vs_full"] == pytest.approx(full["prefill_s"] / lh["prefill_s"], rel=0.02)
+    assert (tmp_path / "bench.png").exists()
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["--methods", "full,fancy"], 2, "unknown method"),
+    (["--chunk-size", "16", "--chunks", "32"], 2, "trained length"),
+    (["--set", "colour=red"], 2, "unknown setting"),
+])
+def test_bad_settings_fail_with_one_line(tiny_model_dir, args, code, words):
+    r = _run(["eval", "passkey", "-m", str(tiny_model_dir), "--lengths", "128", "--trials", "1", *args])
+    assert r.exit_code == code
+    assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_lengths_are_usage_errors(tiny_model_dir):
+    r = _run(["eval", "passkey", "-m", str(tiny_model_dir), "--lengths", "four"])
+    assert r.exit_code == 2 and "not a length" in r.stderr
