@@ -29,7 +29,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ._engines import shared_engine
-from ._utils import aiter_in_thread, block_text, chat_role, sampling, until_stop
+from ._utils import aiter_in_thread, block_text, chat_role, sampling, source_pieces, until_stop
 
 __all__ = ["ChatLongDoc", "LongDocLLM", "LongDocLoader"]
 
@@ -377,12 +377,8 @@ class LongDocLoader(BaseLoader):
             yield LCDocument(page_content=doc.text, metadata={"source": ", ".join(doc.sources),
                                                               "sources": list(doc.sources)})
             return
-        groups: dict[tuple, list] = {}
-        for span in doc.spans:  # spans are sorted: group lines of one file, keep pages apart
-            groups.setdefault((span.source, span.page), []).append(span)
-        for (source, page), spans in groups.items():
-            text = doc.text[spans[0].start : spans[-1].end]
+        for source, page, label, text in source_pieces(doc):
             meta: dict[str, Any] = {"source": source}
             if page is not None:
-                meta.update(page=page - 1, page_label=spans[0].page_label or str(page))
+                meta.update(page=page - 1, page_label=label)
             yield LCDocument(page_content=text, metadata=meta)
