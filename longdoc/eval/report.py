@@ -1,0 +1,173 @@
+"""Markdown tables for the README from result JSON files, and the issue's speed/quality targets checked
+against them (`python benchmarks/tables.py docs/eval/*.json`)."""
+
+from __future__ import annotations
+
+import math
+
+LABEL = {"passkey": "passkey retrieval", "needle": "needle in a haystack",
+         "needle-distractor": "needle in a haystack, with a distractor", "ppl": "perplexity", "bench": "speed and memory"}
+
+
+def machine_line(data: dict) -> str:
+    m = data.get("machine", {})
+    gpu = f", {m['gpu']}" if m.get("gpu") else ""
+    return (f"{m.get('cpu', '?')} ({m.get('cores', '?')} cores, torch threads {m.get('torch_threads', '?')}{gpu}), "
+            f"torch {m.get('torch', '?')}, transformers {m.get('transformers', '?')}")
+
+
+def markdown(data: dict) -> str:
+    task = data["task"]
+    body = {"passkey": _retrieval, "needle": _needle, "needle-distractor": _needle, "ppl": _ppl,
+            "bench": _bench}[task](data)
+    return f"**{LABEL[task]}** — model `{data['model']}`; machine: {machine_line(data)}\n\n{body}\n"
+
+
+def _methods(records):
+    out = []
+    for r in records:
+        if r["method"] not in out:
+            out.append(r["method"])
+    return out
+
+
+def _pivot(records, cell, key="length"):
+    methods = _methods(records)
+    rows: dict = {}
+    for r in records:
+        rows.setdefault(r[key], {})[r["method"]] = r
+    lines = [f"| {key} | " + " | ".join(f"`{m}`" for m in methods) + " |", "|---:|" + "---:|" * len(methods)]
+    for k, by in rows.items():
+        lines.append(f"| {k} | " + " | ".join(cell(by[m]) if m in by else "" for m in methods) + " |")
+    return "\n".join(lines)
+
+
+def _retrieval_cell(r):
+    if r.get("skipped"):
+        return "skipped"
+    s = f"{r['correct']}/{r['trials']} · {r['key_logprob']:.2f}"
+    if r.get("hit_rate") is not None:
+        s += f" · {r['hit_rate']:.2f}"
+    if r.get("distracted"):
+        s += f" · {r['distracted']} distracted"
+    return s
+
+
+def _retrieval(data):
+    return ("correct/trials · mean key log-prob (teacher forced) · mean hit rate\n\n"
+            + _pivot(data["results"], _retrieval_cell))
+
+
+def _needle(data):
+    pooled: dict = {}
+    for r in data["results"]:
+        p = pooled.setdefault((r["method"], r["length"]), {"method": r["method"], "length": r["length"], "trials": 0,
+                                                           "correct": 0, "lp": 0.0, "hit": [], "distracted": 0})
+        if r.get("skipped"):
+            p["skipped"] = r["skipped"]
+            continue
+        p["trials"] += r["trials"]
+        p["correct"] += r["correct"]
+        p["lp"] += r["key_logprob"] * r["trials"]
+        p["distracted"] += r.get("distracted", 0)
+        if r.get("hit_rate") is not None:
+            p["hit"].append((r["hit_rate"], r["trials"]))
+    recs = []
+    for p in pooled.values():
+        n = p["trials"] or 1
+        hit = sum(h * t for h, t in p["hit"]) / sum(t for _, t in p["hit"]) if p["hit"] else None
+        recs.append({**p, "key_logprob": p["lp"] / n, "hit_rate": hit})
+    return ("pooled over depths: correct/trials · mean key log-prob · mean hit rate\n\n" + _pivot(recs, _retrieval_cell))
+
+
+def _ppl(data):
+    cfg = data.get("config", {})
+    return (f"perplexity of the last {cfg.get('tail', '?')} tokens of `{cfg.get('text', '?')}` "
+            "(the same tokens at every length)\n\n"
+            + _pivot(data["results"], lambda r: "skipped" if r.get("skipped") else f"{r['ppl']:.3f}"))
+
+
+def _bench(data):
+    def f(r, k, fmt, scale=1.0):
+        return format(r[k] * scale, fmt) if r.get(k) is not None else ""
+
+    lines = ["| length | method | prefill s | decode ms/token | peak MiB | prefill ×full | decode ×full "
+             "| prefill ×window | decode ×window |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in data["results"]:
+        if r.get("skipped") or r.get("error"):
+            lines.append(f"| {r['length']} | `{r['method']}` | {r.get('skipped') or r.get('error')} |||||||")
+            continue
+        lines.append(f"| {r['length']} | `{r['method']}` | {f(r, 'prefill_s', '.2f')} | "
+                     f"{f(r, 'decode_s_per_token', '.1f', 1000)} | {f(r, 'peak_mem_mb', '.0f')} | "
+                     f"{f(r, 'prefill_speedup_vs_full', '.2f')} | {f(r, 'decode_speedup_vs_full', '.2f')} | "
+                     f"{f(r, 'prefill_speedup_vs_window', '.2f')} | {f(r, 'decode_speedup_vs_window', '.2f')} |")
+    cfg = data.get("config", {})
+    mem = "RSS high-water mark of a fresh process per row (weights included)"
+    if "gpu" in data.get("machine", {}):
+        mem = "torch.cuda.max_memory_allocated"
+    return (f"{cfg.get('decode_tokens', '?')} decode steps timed; peak memory: {mem}; ×full / ×window = the "
+            "baseline's time over the method's (> 1 is faster)\n\n" + "\n".join(lines))
+
+
+# -- targets of issue 5 ------------------------------------------------------------------------------------------
+def bench_targets(data: dict, method: str = "longheads") -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for the speed targets; met is None when the run lacks the lengths."""
+    by = {(r["method"], r["length"]): r for r in data["results"] if not r.get("skipped") and not r.get("error")}
+
+    def get(m, n, k):
+        return by.get((m, n), {}).get(k)
+
+    def ratio(a, b):
+        return a / b if a is not None and b not in (None, 0) else None
+
+    checks = [
+        ("prefill at 32k >= 3x faster than full", ratio(get("full", 32768, "prefill_s"), get(method, 32768, "prefill_s")), 3.0, ">="),
+        ("decode at 32k >= 2x faster than full", ratio(get("full", 32768, "decode_s_per_token"), get(method, 32768, "decode_s_per_token")), 2.0, ">="),
+        ("prefill at 64k >= 5x faster than full", ratio(get("full", 65536, "prefill_s"), get(method, 65536, "prefill_s")), 5.0, ">="),
+        ("prefill within 1.3x of window at 32k", ratio(get(method, 32768, "prefill_s"), get("window", 32768, "prefill_s")), 1.3, "<="),
+        ("decode within 1.3x of window at 32k", ratio(get(method, 32768, "decode_s_per_token"), get("window", 32768, "decode_s_per_token")), 1.3, "<="),
+        ("prefill 32k/16k time ratio <= 2.2", ratio(get(method, 32768, "prefill_s"), get(method, 16384, "prefill_s")), 2.2, "<="),
+        ("decode 64k/8k per-token ratio <= 1.3", ratio(get(method, 65536, "decode_s_per_token"), get(method, 8192, "decode_s_per_token")), 1.3, "<="),
+        ("peak memory at 128k <= 24 GiB", ratio(get(method, 131072, "peak_mem_mb"), 1024), 24.0, "<="),
+    ]
+    out = []
+    for name, value, bound, op in checks:
+        if value is None or math.isnan(value):
+            out.append((name, "not measured", None))
+        else:
+            out.append((name, f"{value:.2f}", value >= bound if op == ">=" else value <= bound))
+    return out
+
+
+def quality_targets(data: dict, method: str = "longheads") -> list[tuple[str, str, bool | None]]:
+    """The issue's quality targets for a passkey, needle or ppl result file."""
+    recs = [r for r in data["results"] if not r.get("skipped")]
+    out = []
+    if data["task"] == "passkey":
+        for n in (4096, 8192, 16384, 32768, 65536):
+            rs = [r for r in recs if r["method"] == method and r["length"] == n]
+            need = 50 if n == 32768 else 10
+            if not rs:
+                out.append((f"passkey 100% at {n // 1024}k ({need}+ trials)", "not measured", None))
+                continue
+            r = rs[0]
+            out.append((f"passkey 100% at {n // 1024}k ({need}+ trials)", f"{r['correct']}/{r['trials']}",
+                        r["correct"] == r["trials"] >= need))
+    elif data["task"].startswith("needle"):
+        rs = [r for r in recs if r["method"] == method and r["length"] <= 32768]
+        n, c = sum(r["trials"] for r in rs), sum(r["correct"] for r in rs)
+        out.append(("needle grid >= 99% to 32k", f"{c}/{n}" if n else "not measured", (c / n >= 0.99) if n else None))
+    elif data["task"] == "ppl":
+        ppl = {r["length"]: r["ppl"] for r in recs if r["method"] == method}
+        ok = 4096 in ppl and 32768 in ppl
+        ratio = ppl[32768] / ppl[4096] if ok else None
+        out.append(("ppl at 32k within 15% of 4k", f"{ratio:.3f}" if ok else "not measured", (ratio <= 1.15) if ok else None))
+    return out
+
+
+def targets_markdown(data: dict, method: str = "longheads") -> str:
+    checks = bench_targets(data, method) if data["task"] == "bench" else quality_targets(data, method)
+    rows = ["| target | measured | met |", "|---|---:|:---:|"]
+    for name, value, met in checks:
+        rows.append(f"| {name} | {value} | {'—' if met is None else ('yes' if met else '**no**')} |")
+    return "\n".join(rows)
