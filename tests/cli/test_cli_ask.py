@@ -139,3 +139,26 @@ def test_models_lists_the_embedded_model_and_given_folders(cli_run, tiny_model_d
     assert "smollm2 (default)" in result.stdout and "hf llama, 2 layers" in result.stdout
     bad = cli_run("models", tmp_path / "nothing", model=False)
     assert bad.exit_code == 4 and bad.stderr.startswith("Error: No model at")
+
+
+def test_show_writes_a_png_of_the_selections(cli_run, zorbia, tmp_path):
+    out = tmp_path / "fig.png"
+    result = cli_run("show", zorbia, "What is the capital of Zorbia?", "--png", out, "--max-tokens", "4")
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    assert f"Wrote {out}" in result.stderr
+
+
+def test_figure_grids_count_selected_chunks_per_layer_and_head():
+    import torch
+
+    from longdoc.config import LongHeadsConfig
+    from longdoc.figure import chunk_sources, selection_grids
+
+    cfg = LongHeadsConfig(chunk_size=4, chunks=5)
+    sel = [{"layer": 1, "positions": torch.tensor([40, 41]),
+            "chunks": torch.tensor([[[[0, 2, 5, 8, 9], [0, 2, 3, 9, 10]], [[0, 1, 4, 8, 9], [0, 4, 6, 9, 10]]]])}]
+    top, counts = selection_grids(sel, 40, cfg, n_layers=2, n_heads=2, n_chunks=11)
+    assert top.tolist() == [[-1, -1], [2, 4]]
+    assert counts[1].tolist() == [0, 1, 2, 1, 2, 1, 1, 0, 0, 0, 0] and counts[0].sum() == 0
+    assert chunk_sources(["p1"] * 5 + ["p2"] * 4, 4) == ["p1", "p2", "p2"]

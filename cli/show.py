@@ -1,0 +1,48 @@
+"""`longdoc show PATH... QUESTION --png out.png`: answer, then draw which chunks every head read (Figure 5)."""
+
+from __future__ import annotations
+
+import click
+
+from .ask import answer_options, citations_for, cite_text, run_answer
+from .common import handle_errors, model_options
+from .session import open_session, session_options, usage_line
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.argument("question")
+@click.option("--png", "png", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="Where to write the picture.")
+@answer_options
+@session_options
+@model_options
+@handle_errors
+def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
+         max_input_tokens, cache_max, model, window, chunk_size, chunks, threads):
+    """Answer QUESTION and draw, for every layer and head, the chunks it selected while answering, with the
+    page / file boundaries marked (the LongHeads paper's Figure 5)."""
+    import os
+    import sys
+
+    from ..figure import render
+
+    session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
+                           password=password, fmt=fmt, system=system, store=store, quiet=quiet,
+                           max_input_tokens=max_input_tokens, cache_max=cache_max)
+    text, usage, prompt = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                                     out=sys.stdout, record=True)
+    click.echo("")
+    eng = session.engine
+    cfg = eng.model.config
+    if len(prompt.ids) <= eng.config.window:
+        click.echo(cite_text(session, prompt, []), err=True)
+    names = ', '.join(os.path.basename(s) or s for s in session.document.sources)
+    title = f"{names}: {question!r} ({len(prompt.ids):,} tokens, window {eng.config.window})"
+    render(png, eng.last_selections, session.document, prompt, eng.config, cfg.num_hidden_layers,
+           cfg.num_attention_heads, title=title)
+    if cite:
+        click.echo("\n" + cite_text(session, prompt, citations_for(session, prompt)))
+    if show_usage:
+        click.echo(usage_line(usage, session.ingest), err=True)
+    click.echo(f"Wrote {png}", err=True)
