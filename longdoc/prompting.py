@@ -22,7 +22,7 @@ from .errors import ConfigError
 
 FORMAT_VERSION = 1  # bump when a frame's text changes: stored ingests of the old frame stop matching
 FORMATS = ("chat", "chat-sandwich", "completion", "doc-chat")
-DEFAULT_FORMAT = "doc-chat"
+DEFAULT_FORMAT = "chat"
 _DOC = "\x00LONGDOC-DOCUMENT\x00"  # placeholder split out of a rendered chat template
 
 
