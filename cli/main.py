@@ -42,10 +42,7 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module, attr = target.split(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None  # a command module not written yet
+        return getattr(importlib.import_module(module), attr)
 
 
 @click.group(cls=LazyGroup)
