@@ -1,20 +1,27 @@
-"""longdoc: a local LLaMA-family model reads a whole long document in one prompt, with LongHeads attention."""
+"""longdoc: a local LLaMA-family model reads a whole long document in one prompt, with LongHeads attention.
 
-from .cache import LongHeadsCache
-from .config import LongHeadsConfig, window_config
+Attributes are imported lazily so that `import longdoc` (and the LangChain / LlamaIndex classes) stays cheap
+until a model is actually used.
+"""
+
+from importlib import import_module
+
 from .errors import ConfigError, InputError, LongdocError, ModelError, TooLongError
-from .patch import disable_longheads, enable_longheads, longheads_config
 
-__all__ = [
-    "LongHeadsCache",
-    "LongHeadsConfig",
-    "window_config",
-    "enable_longheads",
-    "disable_longheads",
-    "longheads_config",
-    "LongdocError",
-    "ConfigError",
-    "InputError",
-    "ModelError",
-    "TooLongError",
-]
+_LAZY = {
+    "LongHeadsCache": ".cache",
+    "LongHeadsConfig": ".config",
+    "window_config": ".config",
+    "enable_longheads": ".patch",
+    "disable_longheads": ".patch",
+    "longheads_config": ".patch",
+    "Engine": ".engine",
+}
+
+__all__ = [*_LAZY, "LongdocError", "ConfigError", "InputError", "ModelError", "TooLongError"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'longdoc' has no attribute {name!r}")
