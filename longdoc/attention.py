@@ -112,7 +112,6 @@ def _attend_groups(rt, layer, q, out, P, group_pos, group_len, scale, layer_idx)
     B, Hq, _, d = q.shape
     G, Tg = group_pos.shape
     k_chunks, v_chunks = layer.key_chunks(l)  # (B, Hk, cap/l, l, d)
-    Hk = k_chunks.shape[1]
     per_group = 2 * B * Hq * K * l * d * k_chunks.element_size()
     step = max(1, GATHER_BUDGET_BYTES // per_group)
     for g0 in range(0, G, step):  # batches of groups bound the memory of gathered keys, not a loop over tokens
