@@ -22,6 +22,11 @@ def _by_method(records: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def _colors(records: list[dict]) -> dict[str, str]:
+    """One color per method, the same in every panel."""
+    return {m: f"C{i % 10}" for i, m in enumerate(_by_method(records))}
+
+
 def _length_axis(ax, lengths):
     ax.set_xscale("log", base=2)
     ax.set_xticks(lengths)
@@ -35,12 +40,14 @@ def retrieval_plot(records: list[dict], path: str | Path, title: str) -> Path:
     lengths = sorted({r["length"] for r in records})
     panels = [("accuracy", "accuracy (greedy)"), ("key_logprob", "key log-prob (teacher forced)"),
               ("hit_rate", "hit rate (heads selecting the key's chunk)")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    fig.subplots_adjust(wspace=0.3)
+    colors = _colors(records)
     for ax, (field, label) in zip(axes, panels):
         for method, rs in _by_method(records).items():
             pts = [(r["length"], r[field]) for r in rs if r.get(field) is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=method)
+                ax.plot(*zip(*pts), marker="o", label=method, color=colors[method])
         _length_axis(ax, lengths)
         ax.set_ylabel(label)
         if field != "key_logprob":
@@ -86,10 +93,11 @@ def ppl_plot(records: list[dict], path: str | Path, title: str) -> Path:
     plt = _plt()
     lengths = sorted({r["length"] for r in records})
     fig, ax = plt.subplots(figsize=(6, 4))
+    colors = _colors(records)
     for method, rs in _by_method(records).items():
         pts = [(r["length"], r["ppl"]) for r in rs if r.get("ppl") is not None]
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=method)
+            ax.plot(*zip(*pts), marker="o", label=method, color=colors[method])
     _length_axis(ax, lengths)
     ax.set_yscale("log")
     ax.set_ylabel("perplexity of the same tail tokens")
@@ -105,12 +113,14 @@ def bench_plot(records: list[dict], path: str | Path, title: str) -> Path:
     lengths = sorted({r["length"] for r in records})
     panels = [("prefill_s", "prefill (s)", 1), ("decode_s_per_token", "decode (ms/token)", 1000),
               ("peak_mem_mb", "peak memory (MiB)", 1)]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    fig.subplots_adjust(wspace=0.3)
+    colors = _colors(records)
     for ax, (field, label, scale) in zip(axes, panels):
         for method, rs in _by_method(records).items():
             pts = [(r["length"], r[field] * scale) for r in rs if r.get(field) is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=method)
+                ax.plot(*zip(*pts), marker="o", label=method, color=colors[method])
         _length_axis(ax, lengths)
         ax.set_yscale("log")
         ax.set_ylabel(label)
