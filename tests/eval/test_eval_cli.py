@@ -117,3 +117,17 @@ def test_bad_settings_fail_with_one_line(tiny_model_dir, args, code, words):
 def test_bad_lengths_are_usage_errors(tiny_model_dir):
     r = _run(["eval", "passkey", "-m", str(tiny_model_dir), "--lengths", "four"])
     assert r.exit_code == 2 and "not a length" in r.stderr
+
+
+def test_interrupt_points_to_the_saved_results(tiny_model_dir, tmp_path, monkeypatch):
+    import longdoc.eval.retrieval as retrieval
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(retrieval, "run_cells", interrupted)
+    out = tmp_path / "pk.json"
+    r = _run(["eval", "passkey", "-m", str(tiny_model_dir), "--lengths", "128", "--trials", "1",
+              "--json", str(out), *TINY])
+    assert r.exit_code == 130
+    assert "rerun the same command to resume" in r.stderr and str(out) in r.stderr
