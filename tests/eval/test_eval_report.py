@@ -49,3 +49,17 @@ def test_passkey_targets_need_enough_trials():
     assert got["passkey 100% at 8k (10+ trials)"] is False
     assert got["passkey 100% at 32k (50+ trials)"] is False  # 10 of the 50 trials asked for
     assert got["passkey 100% at 64k (10+ trials)"] is None
+
+
+def test_random_weight_shape_path_measures_in_process(monkeypatch):
+    """The --shape path (used for Llama-2-7B on CUDA) on a tiny shape: builds, switches method, times."""
+    from longdoc.eval import bench
+
+    monkeypatch.setitem(bench.SHAPES, "tiny-test", dict(vocab_size=512, hidden_size=64, intermediate_size=128,
+                                                         num_hidden_layers=2, num_attention_heads=4,
+                                                         num_key_value_heads=4, max_position_embeddings=256))
+    cfg = {"chunk_size": 16, "chunks": 4}
+    out = bench.measure({"shape": "tiny-test", "device": "cpu", "length": 200, "decode_tokens": 2,
+                         "config": {**cfg, "selection": "longheads"}})
+    assert out["prefill_s"] > 0 and out["decode_s_per_token"] > 0 and out["device"] == "cpu"
+    assert out["mem_kind"] == "rss_high_water" and out["peak_mem_mb"] >= out["load_mem_mb"]
