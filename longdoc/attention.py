@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .rope import Rope
 
 ATTN_NAME = "longheads"
-GATHER_BUDGET_BYTES = 256 * 2**20  # gathered keys+values per batch of groups
+GATHER_BUDGET_BYTES = 64 * 2**20  # gathered keys+values per batch of groups (bounds peak memory)
 
 
 @dataclass
