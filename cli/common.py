@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import NoReturn
 from contextlib import contextmanager
 
 import click
@@ -22,7 +23,7 @@ from ..errors import LongdocError
 INTERRUPTED = "Interrupted; nothing was stored."
 
 
-def fail(message: str, exit_code: int) -> "NoReturn":  # noqa: F821
+def fail(message: str, exit_code: int) -> NoReturn:
     """Print `Error: message` (one line) on stderr and exit."""
     click.echo(f"Error: {' '.join(str(message).split())}", err=True)
     sys.exit(exit_code)

@@ -16,29 +16,8 @@ import sys
 
 import click
 
-from longdoc.errors import LongdocError
 
-try:  # the shared CLI error handler, when present
-    from longdoc.cli.common import handle_errors as _shared_handler
-except ImportError:
-    _shared_handler = None
-
-
-def _handle_errors(fn):
-    """Print a LongdocError as one line on stderr and exit with its code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except LongdocError as e:
-            click.echo(f"Error: {e}", err=True)
-            sys.exit(e.exit_code)
-
-    return wrapper
-
-
-handle_errors = _shared_handler if callable(_shared_handler) else _handle_errors
+from longdoc.cli.common import handle_errors
 
 
 def resumable(fn):

@@ -74,7 +74,7 @@ def prefill(model, cache, input_ids: torch.Tensor, *, block: int | None = None, 
     block = block or prefill_block_size(model)
     if isinstance(cache, LongHeadsCache) and exact_from is not None:
         cache.exact_from = exact_from
-    start, N = cache.get_seq_length(), input_ids.shape[1]
+    N = input_ids.shape[1]
     logits = None
     done = 0
     while done < N:
