@@ -13,6 +13,9 @@ import torch.nn.functional as F
 from torch.nn.attention.bias import causal_lower_right
 
 
+SDPA_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)  # `enable_gqa` arrived in 2.5
+
+
 @functools.cache
 def flash_attn_func():
     try:
@@ -35,13 +38,18 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: f
     if uses_flash(q):  # flash-attn aligns causal masks bottom-right and handles GQA itself
         out = flash_attn_func()(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), softmax_scale=scale, causal=True)
         return out.transpose(1, 2)
-    k, v = expand_kv(k, q.shape[1]), expand_kv(v, q.shape[1])
+    gqa = {}
+    if k.shape[1] != q.shape[1]:
+        if SDPA_GQA:  # SDPA reads shared kv heads in place: no (B, Hq, S, d) copy of the cache per call
+            gqa = {"enable_gqa": True}
+        else:
+            k, v = expand_kv(k, q.shape[1]), expand_kv(v, q.shape[1])
     if T == S:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, **gqa)
     if T == 1:
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, **gqa)
     mask = torch.arange(S, device=q.device)[None, :] <= torch.arange(T, device=q.device)[:, None] + (S - T)  # (T, S)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, **gqa)
 
 
 def masked_attention(q, k, v, mask, scale: float) -> torch.Tensor:
