@@ -5,7 +5,8 @@ long run that is interrupted keeps what it measured, and running the same comman
      "trials": [every single measurement the results were aggregated from]}
 
 A stored trial is reused only when its key matches exactly: method label, the method's full LongHeadsConfig
-(hashed), length, depth and trial index, and the seed.
+(hashed), length, depth and trial index, and the seed. What an earlier run measured and this run does not touch
+(other lengths, other methods, another --threads) stays in the file: a run only adds or replaces.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ResultsFile:
         self.path = Path(path) if path else None
         self.data = {"task": task, "model": model, "machine": machine, "config": config, "results": [], "trials": []}
         self._done: dict[str, dict] = {}
+        self._old_results: list[dict] = []  # records of the earlier run(s), kept unless this run replaces them
         if self.path and resume and self.path.exists():
             try:
                 old = json.loads(self.path.read_text())
@@ -39,6 +41,10 @@ class ResultsFile:
             if old.get("task") == task and old.get("model") == model:
                 for t in old.get("trials", []):
                     self._done[_key(t)] = t
+                self._old_results = old.get("results", [])
+                old_methods = (old.get("config") or {}).get("methods")
+                if isinstance(old_methods, dict) and isinstance(config.get("methods"), dict):
+                    self.data["config"] = {**config, "methods": {**old_methods, **config["methods"]}}
 
     @property
     def results(self) -> list[dict]:
@@ -69,9 +75,28 @@ class ResultsFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         with os.fdopen(fd, "w") as f:
-            json.dump(self.data, f, indent=1)
+            json.dump(self._merged(), f, indent=1)
             f.write("\n")
         os.replace(tmp, self.path)  # readers never see a half-written file
+
+
+    def _merged(self) -> dict:
+        """This run's data plus every earlier trial and record it did not re-measure."""
+        seen = {_key(t) for t in self.trials}
+        trials = self.trials + [t for k, t in self._done.items() if k not in seen]
+        old = {_cell(r): r for r in self._old_results if _measured(r)}
+        results = [r if _measured(r) or _cell(r) not in old else old[_cell(r)] for r in self.results]
+        cells = {_cell(r) for r in results}
+        results += [r for c, r in old.items() if c not in cells]
+        return {**self.data, "results": results, "trials": trials}
+
+
+def _cell(record: dict) -> str:
+    return json.dumps([record.get("method"), record.get("length"), record.get("depth")])
+
+
+def _measured(record: dict) -> bool:
+    return bool(record.get("trials")) or record.get("ppl") is not None or record.get("prefill_s") is not None
 
 
 KEY_FIELDS = ("method", "config_id", "length", "depth", "trial", "seed")

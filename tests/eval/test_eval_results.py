@@ -64,3 +64,34 @@ def test_results_file_is_rewritten_after_every_trial_and_resumed(tmp_path):
     assert again.done(**changed) is None  # another config is another measurement
     assert ResultsFile(path, **{**head, "model": "other"}).done(**key) is None
     assert ResultsFile(path, **head, resume=False).done(**key) is None
+
+
+def test_resuming_with_other_lengths_or_methods_keeps_what_was_measured(tmp_path):
+    """A second run over other cells (e.g. another --threads or --lengths) adds to the file, never drops."""
+    path = tmp_path / "out.json"
+    head = dict(task="passkey", model="m", machine={"cpu": "x"}, config={"methods": {"longheads": {"chunks": 8}}})
+    first = ResultsFile(path, **head)
+    k8 = dict(method="longheads", config_id="a", length=8192, depth=None, trial=0, seed=0)
+    first.add_trial({**k8, "correct": True})
+    first.set_results([{"method": "longheads", "length": 8192, "depth": None, "trials": 1, "correct": 1}])
+
+    second = ResultsFile(path, **{**head, "config": {"methods": {"window": {"chunks": 8}}}})
+    k16 = dict(method="window", config_id="b", length=16384, depth=None, trial=0, seed=0)
+    second.add_trial({**k16, "correct": False})
+    second.set_results([
+        {"method": "window", "length": 16384, "depth": None, "trials": 1, "correct": 0},
+        {"method": "longheads", "length": 8192, "depth": None, "trials": 0, "correct": None},  # not re-run
+    ])
+    saved = json.loads(path.read_text())
+    cells = {(r["method"], r["length"]): r["correct"] for r in saved["results"]}
+    assert cells == {("window", 16384): 0, ("longheads", 8192): 1}  # the old measurement beats a placeholder
+    assert sorted((t["method"], t["length"]) for t in saved["trials"]) == [("longheads", 8192), ("window", 16384)]
+    assert set(saved["config"]["methods"]) == {"longheads", "window"}
+
+    third = ResultsFile(path, **head)
+    third.add_trial({**k8, "correct": False})  # re-measured (e.g. --fresh for that cell): the new one wins
+    third.set_results([{"method": "longheads", "length": 8192, "depth": None, "trials": 1, "correct": 0}])
+    saved = json.loads(path.read_text())
+    assert {(r["method"], r["length"]): r["correct"] for r in saved["results"]} == {("longheads", 8192): 0,
+                                                                                    ("window", 16384): 0}
+    assert [t["correct"] for t in saved["trials"] if t["method"] == "longheads"] == [False]
