@@ -139,9 +139,13 @@ def _attend_groups(rt, layer, q, out, P, group_pos, group_len, scale, layer_idx)
         # (query_chunk - (K-1) + s - c) * l. The last slots (current, previous, recent window) do not move.
         n_far = 1 if cfg.selection == "window" else K - 1 - int(cfg.keep_previous)
         shift = (gchunk.to(idx.device)[None, None, :, None] - (K - 1) + torch.arange(K, device=idx.device) - idx) * l
-        rotate_inplace(rt, kg[:, :, :, :n_far], shift[..., :n_far, None])
-        kg, vg = kg.view(B, Hq * g, K * l, d), vg.view(B, Hq * g, K * l, d)  # groups join the head dim
-        og = _window_attention(qg.reshape(B, Hq * g, Tg, d), kg, vg, pos % l, lens, l, scale).view(B, Hq, g, Tg, d)
+        if Tg == 1:  # one query per group (decode, exact tail, per-token prefill): rotate it per slot instead
+            og = _slot_rotated_attention(rt, qg[:, :, :, 0], kg, vg, shift, n_far, pos[:, 0] % l, scale)
+        else:  # a chunk of queries shares the window: rotate the keys once, then one fused kernel
+            rotate_inplace(rt, kg[:, :, :, :n_far], shift[..., :n_far, None])
+            kg, vg = kg.view(B, Hq * g, K * l, d), vg.view(B, Hq * g, K * l, d)  # groups join the head dim
+            og = _window_attention(qg.reshape(B, Hq * g, Tg, d), kg, vg, pos % l, lens, l, scale)
+        og = og.view(B, Hq, g, Tg, d)
         keep = valid.flatten()
         out[:, :, q_idx.flatten()[keep]] = og.reshape(B, Hq, g * Tg, d)[:, :, keep]
 
@@ -164,6 +168,24 @@ def _window_attention(q, k, v, r, lens, l: int, scale: float):
     bias = torch.zeros(visible.shape, dtype=q.dtype).masked_fill(~visible, float("-inf"))
     bias = bias[None].expand(q.shape[1] // g, g, Tg, S).reshape(1, q.shape[1], Tg, S).to(q.device)
     return backends.masked_attention(q, k, v, bias, scale)
+
+
+def _slot_rotated_attention(rt: Runtime, q, kg, vg, shift, n_far: int, r, scale: float) -> torch.Tensor:
+    """Window attention of single queries, moving the query instead of the keys.
+
+    q (B, Hq, g, d); kg, vg (B, Hq, g, K, l, d) as gathered (keys at their absolute positions); shift (B, Hq, g, K)
+    how far each slot's keys should move; r (g,) the query's offset in its chunk -> (B, Hq, g, d).
+    RoPE is relative: q . R(shift) k == R(-shift) q . k, so each slot costs one query rotation instead of l key
+    rotations (the paper's recipe re-rotated every gathered key, which cost more than the attention itself).
+    """
+    B, Hq, g, K, l, d = kg.shape
+    q_slots = q[:, :, :, None].expand(B, Hq, g, K, d).clone()  # (B, Hq, g, K, d)
+    rotate_inplace(rt, q_slots[:, :, :, :n_far], -shift[..., :n_far])
+    logits = torch.matmul(q_slots.unsqueeze(-2), kg.transpose(-1, -2)).squeeze(-2)  # (B, Hq, g, K, l)
+    future = torch.arange(l, device=q.device)[None, :] > r.to(q.device)[:, None]  # (g, l): after the query
+    logits[:, :, :, -1].masked_fill_(future[None, None], float("-inf"))
+    probs = torch.softmax(logits.view(B, Hq, g, K * l).float() * scale, dim=-1).to(vg.dtype)
+    return torch.matmul(probs.unsqueeze(-2), vg.view(B, Hq, g, K * l, d)).squeeze(-2)  # (B, Hq, g, d)
 
 
 def rotate_inplace(rt: Runtime, x: torch.Tensor, shifts: torch.Tensor) -> None:
