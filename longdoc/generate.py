@@ -58,6 +58,9 @@ def crop_to(cache, length: int) -> None:
         cache.crop(-extra)
 
 
+DECODE_HEADROOM = 1024  # tokens of answer the cache makes room for at prefill, beyond the prompt
+
+
 def prefill_block_size(model) -> int:
     cfg = longheads_config(model)
     return cfg.window if cfg is not None else 2048
@@ -72,9 +75,11 @@ def prefill(model, cache, input_ids: torch.Tensor, *, block: int | None = None, 
     `exact_from`: absolute position from which queries select chunks per token (the question tail).
     """
     block = block or prefill_block_size(model)
-    if isinstance(cache, LongHeadsCache) and exact_from is not None:
-        cache.exact_from = exact_from
     N = input_ids.shape[1]
+    if isinstance(cache, LongHeadsCache):
+        if exact_from is not None:
+            cache.exact_from = exact_from
+        cache.reserve_hint = cache.get_seq_length() + N + DECODE_HEADROOM
     logits = None
     done = 0
     while done < N:

@@ -75,6 +75,31 @@ def test_chunked_prefill_equals_one_shot(tiny, block):
 
 
 @torch.inference_mode()
+def test_prefill_sizes_the_cache_once_for_prompt_and_answer(tiny):
+    """Prefill reserves the prompt plus DECODE_HEADROOM: decoding the answer never reallocates the buffers
+    (doubling at the first decode step copied the whole cache), and the results are those of a cache grown
+    step by step."""
+    from longdoc.generate import DECODE_HEADROOM, decode_one
+
+    ids = torch.randint(0, 512, (1, 101))
+    enable_longheads(tiny, CFG)
+    cache = LongHeadsCache()
+    logits = prefill(tiny, cache, ids, block=40)
+    bufs = [layer._kbuf for layer in cache.layers]
+    assert all(b.shape[2] >= 101 + DECODE_HEADROOM for b in bufs)
+    grown = LongHeadsCache()  # no hint: grows by doubling
+    ref = tiny(ids[:, :40], past_key_values=grown).logits
+    ref = tiny(ids[:, 40:80], past_key_values=grown).logits
+    ref = tiny(ids[:, 80:], past_key_values=grown).logits[:, -1]
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-4)
+    for t in range(30):
+        token = torch.tensor([[t + 3]])
+        torch.testing.assert_close(decode_one(tiny, cache, token), tiny(token, past_key_values=grown).logits[:, -1],
+                                   atol=1e-5, rtol=1e-4)
+    assert all(layer._kbuf is b for layer, b in zip(cache.layers, bufs))
+
+
+@torch.inference_mode()
 def test_hf_generate_with_the_longheads_cache(tiny):
     from longdoc.generate import SamplingParams, stream
 
