@@ -48,8 +48,8 @@ class LongHeadsConfig:
     chunks: int = 8
     selection: Selection = "longheads"
     score: Score = "rep"
-    score_rope: ScoreRope = "local"
-    keep_previous: bool = True
+    score_rope: ScoreRope = "none"  # measured: see README "Choices" (the paper's choice won the 8k sweep)
+    keep_previous: bool = False
     prefill_selection: PrefillSelection = "block"
     exact_tail: int = 64
     chunk_order: ChunkOrder = "text"

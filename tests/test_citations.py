@@ -10,7 +10,7 @@ from longdoc.config import LongHeadsConfig
 from longdoc.documents import Document, Span
 from longdoc.prompting import Prompt
 
-CFG = LongHeadsConfig(chunk_size=4, chunks=5)  # slots: first, 2 selected, previous, current
+CFG = LongHeadsConfig(chunk_size=4, chunks=5, keep_previous=True)  # slots: first, 2 selected, previous, current
 
 
 def record(layer, positions, chunks):

@@ -15,7 +15,7 @@ def test_chunk_size_must_divide_the_window():
     assert window_config(256, 2048).chunks == 8
 
 
-@pytest.mark.parametrize("bad", [dict(chunks=3), dict(chunk_size=0), dict(score="max"), dict(exact_tail=-1)])
+@pytest.mark.parametrize("bad", [dict(chunks=2), dict(chunks=3, keep_previous=True), dict(chunk_size=0), dict(score="max"), dict(exact_tail=-1)])
 def test_bad_settings_name_the_fix(bad):
     with pytest.raises(ConfigError):
         LongHeadsConfig(**bad)
