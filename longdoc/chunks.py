@@ -6,10 +6,10 @@ G query groups (a group is one query token, or the queries of one chunk sharing 
 Choices where the paper is silent (measured in README, "Choices"):
 - Keys enter the summaries rotated at chunk-local positions 0..l-1, as in the authors' code: a summary then
   describes the chunk's content, not where it sits, so distant chunks are not penalised by RoPE's decay.
-- The scoring query is, by default, un-rotated (score_rope="none", the authors' code). score_rope="local"
-  rotates it as if it sat right after the chunk (local position l + r, r its offset in its own chunk), so that
-  scores mirror the logits a head would give the chunk were it adjacent: a higher hit rate, but fewer pass keys
-  in the 8k sweep (README, "Choices").
+- The scoring query is, by default, rotated as if it sat right after the chunk (local position l + r, r its
+  offset in its own chunk): scores then mirror the logits a head would give the chunk were it adjacent.
+  score_rope="none" un-rotates the query instead (the authors' code): it found the needle in fewer heads and
+  lost the pass key at 16k (README, "Choices").
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class LongHeadsConfig:
     chunks: int = 8
     selection: Selection = "longheads"
     score: Score = "rep"
-    score_rope: ScoreRope = "none"  # measured: see README "Choices" (the paper's choice won the 8k sweep)
+    score_rope: ScoreRope = "local"  # measured: see README "Choices" (8k and 16k sweeps)
     keep_previous: bool = False
     prefill_selection: PrefillSelection = "block"
     exact_tail: int = 64
