@@ -49,7 +49,7 @@ class LongHeadsConfig:
     selection: Selection = "longheads"
     score: Score = "rep"
     score_rope: ScoreRope = "local"  # measured: see README "Choices" (8k and 16k sweeps)
-    keep_previous: bool = False
+    keep_previous: bool = True
     prefill_selection: PrefillSelection = "block"
     exact_tail: int = 64
     chunk_order: ChunkOrder = "text"
