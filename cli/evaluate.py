@@ -192,14 +192,9 @@ def _pivot_table(title: str, records: list[dict], cell, methods: list[str], row_
 
 
 def _retrieval_cell(r):
-    if r.get("skipped"):
-        return "skipped"
-    s = f"{r['correct']}/{r['trials']}  logp {r['key_logprob']:.2f}"
-    if r.get("hit_rate") is not None:
-        s += f"  hit {r['hit_rate']:.2f}"
-    if r.get("distracted"):
-        s += f"  distracted {r['distracted']}"
-    return s
+    from longdoc.eval.report import retrieval_cell
+
+    return retrieval_cell(r, labelled=True)
 
 
 def _done(results, png_note=None):

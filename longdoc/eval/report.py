@@ -42,20 +42,25 @@ def _pivot(records, cell, key="length"):
     return "\n".join(lines)
 
 
-def _retrieval_cell(r):
+def retrieval_cell(r: dict, labelled: bool = False) -> str:
+    """One passkey/needle record as a table cell: correct/trials, key log-prob, hit rate, distractions.
+    labelled=True names each number (the console table); False is the compact Markdown form."""
     if r.get("skipped"):
         return "skipped"
-    s = f"{r['correct']}/{r['trials']} · {r['key_logprob']:.2f}"
+    sep, logp, hit = ("  ", "logp ", "hit ") if labelled else (" · ", "", "")
+    s = f"{r['correct']}/{r['trials']}{sep}{logp}{r['key_logprob']:.2f}"
     if r.get("hit_rate") is not None:
-        s += f" · {r['hit_rate']:.2f}"
+        s += f"{sep}{hit}{r['hit_rate']:.2f}"
     if r.get("distracted"):
-        s += f" · {r['distracted']} distracted"
+        s += f"{sep}distracted {r['distracted']}" if labelled else f"{sep}{r['distracted']} distracted"
     return s
+
+
 
 
 def _retrieval(data):
     return ("correct/trials · mean key log-prob (teacher forced) · mean hit rate\n\n"
-            + _pivot(data["results"], _retrieval_cell))
+            + _pivot(data["results"], retrieval_cell))
 
 
 def _needle(data):
@@ -77,7 +82,7 @@ def _needle(data):
         n = p["trials"] or 1
         hit = sum(h * t for h, t in p["hit"]) / sum(t for _, t in p["hit"]) if p["hit"] else None
         recs.append({**p, "key_logprob": p["lp"] / n, "hit_rate": hit})
-    return ("pooled over depths: correct/trials · mean key log-prob · mean hit rate\n\n" + _pivot(recs, _retrieval_cell))
+    return ("pooled over depths: correct/trials · mean key log-prob · mean hit rate\n\n" + _pivot(recs, retrieval_cell))
 
 
 def _ppl(data):
