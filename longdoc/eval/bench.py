@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Callable
 
-from .methods import Method
+from .methods import Method, checked_configs
 from .results import ResultsFile, config_id
 
 # Llama-2-7B's shape, for GPU timings with random weights (no download)
@@ -150,35 +150,29 @@ def run_bench(model_source: str | None, model_config, methods: list[Method], len
               attn: str = "sdpa", llama_cpp_gguf: str | None = None, timeout: float | None = None,
               on_trial: Callable[[dict], None] | None = None) -> list[dict]:
     """Measure every method at every length (shortest first), saving after each; return records with ratios."""
-    configs = {m.label: m.config(model_config, common) for m in methods}
-    for cfg in configs.values():
-        if cfg is not None:
-            cfg.check_model(model_config)
+    configs = checked_configs(methods, model_config, common)
     labels = [m.label for m in methods] + (["llama.cpp"] if llama_cpp_gguf else [])
     skipped: dict[tuple, str] = {}
+
+    def table(trials):
+        return with_ratios(trials, labels, lengths, skipped)
+
     for length in lengths:
         for label in labels:
             m = next((x for x in methods if x.label == label), None)
             cfg = configs.get(label)
             if label != "llama.cpp" and m.is_full and max_full_length and length > max_full_length:
                 skipped[(label, length)] = f"length > --max-full-length {max_full_length}"
-                results.set_results(with_ratios(results.trials, labels, lengths, skipped))
+                results.set_results(table(results.trials))
                 continue
             key = dict(method=label, config_id=config_id(cfg), length=length, depth=None, trial=0, seed=0)
-            if results.done(**key) is not None:
-                continue
             spec = {"model": model_source, "shape": shape, "device": device, "attn": attn, "length": length,
                     "decode_tokens": decode_tokens, "threads": threads, "seed": 0,
                     "config": cfg.to_dict() if cfg is not None else None}
             if label == "llama.cpp":
                 spec = {**spec, "llama_cpp": True, "gguf": llama_cpp_gguf}
-            out = run_in_subprocess(spec, timeout)
-            trial = {**key, **out}
-            results.add_trial(trial)
-            results.set_results(with_ratios(results.trials, labels, lengths, skipped))
-            if on_trial:
-                on_trial(trial)
-    records = with_ratios(results.trials, labels, lengths, skipped)
+            results.measure(key, lambda: run_in_subprocess(spec, timeout), table, on_trial, timed=False)
+    records = table(results.trials)
     results.set_results(records)
     return records
 

@@ -48,6 +48,16 @@ class Method:
         return cfg.replace(selection="window") if self.base == "window" else cfg
 
 
+def checked_configs(methods: list["Method"], model_config, common: dict | None = None) -> dict:
+    """label -> LongHeadsConfig (None for full attention), each checked against the model: a config that cannot
+    run fails here, before the first long measurement, not after it."""
+    configs = {m.label: m.config(model_config, common) for m in methods}
+    for cfg in configs.values():
+        if cfg is not None:
+            cfg.check_model(model_config)
+    return configs
+
+
 def activate(model, cfg: LongHeadsConfig | None) -> None:
     """Switch one loaded model to a method's attention (prompts and weights stay the same)."""
     from ..patch import disable_longheads, enable_longheads

@@ -10,12 +10,11 @@ length explodes. `samples` > 1 scores several end points spread over the book an
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable
 
 import torch
 
-from .methods import Method, activate
+from .methods import Method, activate, checked_configs
 from .results import ResultsFile, config_id
 
 
@@ -52,35 +51,31 @@ def run_ppl(lm, methods: list[Method], ids: list[int], lengths: list[int], resul
     """Perplexity of the tail at every length for every method; saves after each measurement."""
     model = lm.model
     ends = end_points(len(ids), max(lengths), samples)
-    configs = {m.label: m.config(model.config, common) for m in methods}
-    for cfg in configs.values():
-        if cfg is not None:
-            cfg.check_model(model.config)
+    configs = checked_configs(methods, model.config, common)
     skipped: dict[tuple, str] = {}
     device = lm.device
+
+    def table(trials):
+        return aggregate(trials, methods, lengths, skipped)
+
+    def score(end: int, length: int) -> dict:
+        window = torch.tensor([ids[end - length : end]], device=device)
+        nll, n = tail_nll(model, window, tail)
+        return {"end": end, "tail": tail, "nll": round(nll, 4), "tokens_scored": n, "ppl": round(math.exp(nll / n), 4)}
+
     for length in lengths:
         for m in methods:
             cfg = configs[m.label]
             if m.is_full and max_full_length and length > max_full_length:
                 skipped[(m.label, length)] = f"length > --max-full-length {max_full_length}"
-                results.set_results(aggregate(results.trials, methods, lengths, skipped))
+                results.set_results(table(results.trials))
                 continue
             activate(model, cfg)
             for k, end in enumerate(ends):
                 key = dict(method=m.label, config_id=config_id(cfg), length=length, depth=None, trial=k, seed=None)
-                if results.done(**key) is not None:
-                    continue
-                t0 = time.perf_counter()
-                window = torch.tensor([ids[end - length : end]], device=device)
-                nll, n = tail_nll(model, window, tail)
-                trial = {**key, "end": end, "tail": tail, "nll": round(nll, 4), "tokens_scored": n,
-                         "ppl": round(math.exp(nll / n), 4), "seconds": round(time.perf_counter() - t0, 2)}
-                results.add_trial(trial)
-                results.set_results(aggregate(results.trials, methods, lengths, skipped))
-                if on_trial:
-                    on_trial(trial)
+                results.measure(key, lambda: score(end, length), table, on_trial)
     activate(model, None)
-    records = aggregate(results.trials, methods, lengths, skipped)
+    records = table(results.trials)
     results.set_results(records)
     return records
 

@@ -15,7 +15,9 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 from ..errors import InputError
 
@@ -64,6 +66,23 @@ class ResultsFile:
     def add_trial(self, trial: dict) -> None:
         self.trials.append(trial)
         self._done[_key(trial)] = trial
+
+    def measure(self, key: dict, run: Callable[[], dict], aggregate: Callable[[list[dict]], list[dict]],
+                on_trial: Callable[[dict], None] | None = None, timed: bool = True) -> dict:
+        """The trial for `key`: reused from an earlier run, or measured by run() (its fields join the key, plus
+        "seconds" if timed), stored, re-aggregated and saved at once, and passed to on_trial."""
+        found = self.done(**key)
+        if found is not None:
+            return found
+        t0 = time.perf_counter()
+        trial = {**key, **run()}
+        if timed:
+            trial["seconds"] = round(time.perf_counter() - t0, 2)
+        self.add_trial(trial)
+        self.set_results(aggregate(self.trials))
+        if on_trial:
+            on_trial(trial)
+        return trial
 
     def set_results(self, records: list[dict]) -> None:
         self.data["results"] = records

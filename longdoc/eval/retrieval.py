@@ -8,11 +8,10 @@ Every method sees exactly the same prompts. The loop runs length by length (all 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .methods import Method, activate
+from .methods import Method, activate, checked_configs
 from .results import ResultsFile, config_id
 
 
@@ -29,46 +28,45 @@ def run_cells(lm, methods: list[Method], cells: list[Cell], results: ResultsFile
               common: dict | None = None, max_full_length: int | None = None, max_new_tokens: int = 8,
               on_trial: Callable[[dict], None] | None = None) -> list[dict]:
     """Run every prompt of every cell with every method; save after each trial; return the records."""
-    from .passkey import run_trial
-
     model, tok = lm.model, lm.tokenizer
-    configs = {m.label: m.config(model.config, common) for m in methods}
-    for cfg in configs.values():
-        if cfg is not None:
-            cfg.check_model(model.config)  # fail before the first long prefill, not after
+    configs = checked_configs(methods, model.config, common)
     skipped: dict[tuple, str] = {}
+
+    def table(trials):
+        return aggregate(trials, methods, cells, skipped)
+
     for cell in cells:
         for m in methods:
             cfg = configs[m.label]
             if m.is_full and max_full_length and cell.length > max_full_length:
                 skipped[(m.label, cell.length, cell.depth)] = f"length > --max-full-length {max_full_length}"
-                results.set_results(aggregate(results.trials, methods, cells, skipped))
+                results.set_results(table(results.trials))
                 continue
             activate(model, cfg)
             for i, prompt in enumerate(cell.prompts):
                 key = dict(method=m.label, config_id=config_id(cfg), length=cell.length, depth=cell.depth,
                            trial=i, seed=seed)
-                if results.done(**key) is not None:
-                    continue
-                t0 = time.perf_counter()
-                out = run_trial(model, tok, prompt, max_new_tokens=max_new_tokens)
-                trial = {**key, "tokens": out["length"], "needle_depth": round(prompt.depth, 4), "key": prompt.key,
-                         "answer": out["answer"], "correct": bool(out["correct"]),
-                         "key_logprob": round(out["key_logprob"], 4),
-                         "hit_rate": round(out["hit_rate"], 4) if (m.selects and out["hit_rate"] is not None) else None,
-                         "seconds": round(time.perf_counter() - t0, 2)}
-                distractor = getattr(prompt, "distractor", None)
-                if distractor:
-                    trial["distractor"] = distractor
-                    trial["distracted"] = distractor in out["answer"]
-                results.add_trial(trial)
-                results.set_results(aggregate(results.trials, methods, cells, skipped))
-                if on_trial:
-                    on_trial(trial)
+                results.measure(key, lambda: _retrieval_trial(model, tok, prompt, m.selects, max_new_tokens),
+                                table, on_trial)
     activate(model, None)
-    records = aggregate(results.trials, methods, cells, skipped)
+    records = table(results.trials)
     results.set_results(records)
     return records
+
+
+def _retrieval_trial(model, tok, prompt, selects: bool, max_new_tokens: int) -> dict:
+    """One prompt through the active method: the measured fields of a trial record."""
+    from .passkey import run_trial
+
+    out = run_trial(model, tok, prompt, max_new_tokens=max_new_tokens)
+    trial = {"tokens": out["length"], "needle_depth": round(prompt.depth, 4), "key": prompt.key,
+             "answer": out["answer"], "correct": bool(out["correct"]), "key_logprob": round(out["key_logprob"], 4),
+             "hit_rate": round(out["hit_rate"], 4) if (selects and out["hit_rate"] is not None) else None}
+    distractor = getattr(prompt, "distractor", None)
+    if distractor:
+        trial["distractor"] = distractor
+        trial["distracted"] = distractor in out["answer"]
+    return trial
 
 
 def aggregate(trials: list[dict], methods: list[Method], cells: list[Cell], skipped: dict | None = None) -> list[dict]:
