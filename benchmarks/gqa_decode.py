@@ -1,7 +1,7 @@
 """In-window decode attention for one layer of SmolLM2 shape (9 query heads, 3 kv heads, 2048 cached tokens):
 SDPA with enable_gqa vs expanding the kv heads first. Prints the max difference and the time per call."""
 import torch, time
-from longdoc.backends import causal_attention, expand_kv
+from longdoc.longheads.backends import causal_attention, expand_kv
 import torch.nn.functional as F
 torch.set_num_threads(2)
 q=torch.randn(1,9,1,64); k=torch.randn(1,3,2048,64); v=torch.randn(1,3,2048,64)

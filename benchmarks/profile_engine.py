@@ -14,11 +14,11 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from longdoc.config import LongHeadsConfig
+from longdoc.longheads.config import LongHeadsConfig
 from longdoc.eval.methods import parse_overrides
 from longdoc.generate import decode_one, new_cache, prefill
 from longdoc.models import load_model
-from longdoc.patch import enable_longheads
+from longdoc.longheads.patch import enable_longheads
 
 
 def main():

@@ -51,7 +51,7 @@ def make_document(tokenizer, n_tokens: int, seed: int) -> tuple[str, list[tuple[
 
 
 def main():
-    from longdoc import prompting
+    from longdoc.qa import prompting
     from longdoc.engine import Engine
     from longdoc.generate import SamplingParams
 

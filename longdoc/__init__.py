@@ -9,12 +9,12 @@ from importlib import import_module
 from .errors import ConfigError, InputError, LongdocError, ModelError, TooLongError
 
 _LAZY = {
-    "LongHeadsCache": ".cache",
-    "LongHeadsConfig": ".config",
-    "window_config": ".config",
-    "enable_longheads": ".patch",
-    "disable_longheads": ".patch",
-    "longheads_config": ".patch",
+    "LongHeadsCache": ".longheads.cache",
+    "LongHeadsConfig": ".longheads.config",
+    "window_config": ".longheads.config",
+    "enable_longheads": ".longheads.patch",
+    "disable_longheads": ".longheads.patch",
+    "longheads_config": ".longheads.patch",
     "Engine": ".engine",
 }
 

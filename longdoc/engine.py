@@ -13,12 +13,12 @@ from typing import Iterator
 
 import torch
 
-from .cache import LongHeadsCache
-from .config import LongHeadsConfig
+from .longheads.cache import LongHeadsCache
+from .longheads.config import LongHeadsConfig
 from .errors import TooLongError
 from .generate import ProgressFn, SamplingParams, Usage, crop_to, new_cache, stream
 from .models import LoadedModel, load_model
-from .patch import disable_longheads, enable_longheads
+from .longheads.patch import disable_longheads, enable_longheads
 
 DEFAULT_REACH = 131_072  # tokens; the paper shows passkey retrieval to 128k
 

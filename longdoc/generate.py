@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 import torch
 from transformers import DynamicCache
 
-from .cache import LongHeadsCache
-from .patch import longheads_config
+from .longheads.cache import LongHeadsCache
+from .longheads.patch import longheads_config
 
 ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total)
 

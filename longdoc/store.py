@@ -115,7 +115,7 @@ class Store:
         """(prefix ids, LongHeadsCache) of a verified entry, or None. A damaged entry is removed."""
         from safetensors.torch import load_file
 
-        from .cache import LongHeadsCache
+        from .longheads.cache import LongHeadsCache
 
         entry = self.get(key)
         if entry is None:

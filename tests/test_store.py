@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from longdoc.cache import LongHeadsCache
+from longdoc.longheads.cache import LongHeadsCache
 from longdoc.errors import ConfigError
 from longdoc.store import Store, make_key, parse_size
 

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from .common import handle_errors, model_options
-from .session import Session, open_session, session_options, usage_dict, usage_line
+from longdoc.cli.common import handle_errors, model_options
+from longdoc.cli.session import Session, open_session, session_options, usage_dict, usage_line
 
 
 def answer_options(fn):
@@ -28,8 +28,8 @@ def answer_options(fn):
 def run_answer(session: Session, question: str, *, max_tokens=256, temperature=0.0, seed=None, stream=True,
                record=False, out=None):
     """Answer `question`; returns (answer text, Usage, Prompt). Streams pieces to `out` when given."""
-    from ..generate import SamplingParams, Usage
-    from .common import prefill_progress
+    from longdoc.generate import SamplingParams, Usage
+    from longdoc.cli.common import prefill_progress
 
     prompt = session.prompt(question)
     session.prepare(prompt)
@@ -50,13 +50,13 @@ def run_answer(session: Session, question: str, *, max_tokens=256, temperature=0
 
 
 def citations_for(session: Session, prompt) -> list:
-    from ..citations import sources
+    from longdoc.qa.citations import sources
 
     return sources(session.engine.last_selections, session.document, prompt, session.engine.config)
 
 
 def cite_text(session: Session, prompt, found) -> str:
-    from ..citations import format_sources
+    from longdoc.qa.citations import format_sources
 
     window = session.engine.config.window
     if not found and len(prompt.ids) <= window:

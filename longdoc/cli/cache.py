@@ -6,11 +6,11 @@ import time
 
 import click
 
-from .common import handle_errors, human_size
+from longdoc.cli.common import handle_errors, human_size
 
 
 def _store():
-    from ..store import Store
+    from longdoc.store import Store
 
     return Store()
 
@@ -46,7 +46,7 @@ def ls():
 @handle_errors
 def rm(keys):
     """Remove the stored ingests whose keys start with KEY..."""
-    from ..errors import InputError
+    from longdoc.errors import InputError
 
     store = _store()
     for prefix in keys:

@@ -11,9 +11,9 @@ import sys
 
 import click
 
-from .ask import answer_options, citations_for, cite_text, run_answer
-from .common import handle_errors, model_options, stderr_is_tty
-from .session import open_session, session_options, usage_line
+from longdoc.cli.ask import answer_options, citations_for, cite_text, run_answer
+from longdoc.cli.common import handle_errors, model_options, stderr_is_tty
+from longdoc.cli.session import open_session, session_options, usage_line
 
 EXIT_WORDS = {"exit", "quit", ":q"}
 
@@ -27,7 +27,7 @@ EXIT_WORDS = {"exit", "quit", ":q"}
 def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
          max_input_tokens, cache_max, model, window, chunk_size, chunks, threads):
     """Ask questions about the documents at PATH..., one per line; `exit` or end of input (Ctrl-D) ends."""
-    from ..errors import InputError
+    from longdoc.errors import InputError
 
     if "-" in paths:
         raise InputError("chat reads its questions from standard input, so the document cannot come from it: "

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import click
 
-from ..errors import LongdocError
+from longdoc.errors import LongdocError
 
 INTERRUPTED = "Interrupted; nothing was stored."
 
@@ -71,10 +71,10 @@ def model_options(fn):
 
 def make_engine(model=None, window=None, chunk_size=None, chunks=None, threads=None, *, max_input_tokens=None):
     """An Engine for the user's model with the LongHeads knobs they gave (the rest: per-model defaults)."""
-    from ..config import LongHeadsConfig
-    from ..engine import Engine
-    from ..errors import ConfigError
-    from ..models import load_model
+    from longdoc.longheads.config import LongHeadsConfig
+    from longdoc.engine import Engine
+    from longdoc.errors import ConfigError
+    from longdoc.models import load_model
 
     if threads:
         import torch

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .common import handle_errors, human_size, model_options
-from .session import open_session, session_options
+from longdoc.cli.common import handle_errors, human_size, model_options
+from longdoc.cli.session import open_session, session_options
 
 
 @click.command()
@@ -20,8 +20,8 @@ def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_m
     Use the same --model, LongHeads options, --format and --system as the questions that will follow:
     they are part of what identifies a stored ingest.
     """
-    from .. import prompting
-    from ..errors import ConfigError
+    from longdoc.qa import prompting
+    from longdoc.errors import ConfigError
 
     if not store:
         raise ConfigError("`ingest` with --no-store would prefill the document and throw it away: drop --no-store.")

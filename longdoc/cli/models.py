@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import handle_errors, human_size
+from longdoc.cli.common import handle_errors, human_size
 
 
 def _describe(folder: Path) -> dict:
@@ -22,8 +22,8 @@ def _describe(folder: Path) -> dict:
 @handle_errors
 def models(folders):
     """List the embedded model, converted GGUF models, and any Hugging Face FOLDERS given."""
-    from ..errors import ModelError
-    from ..models import cache_dir, embedded_gguf, resolve
+    from longdoc.errors import ModelError
+    from longdoc.models import cache_dir, embedded_gguf, resolve
 
     rows = []
     try:

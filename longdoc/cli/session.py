@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import click
 
-from .. import prompting
-from ..documents import Document, load
-from ..store import Ingest, Store, ensure_prefix, prefix_key
-from .common import make_engine, note, prefill_progress
+from longdoc.qa import prompting
+from longdoc.documents import Document, load
+from longdoc.store import Ingest, Store, ensure_prefix, prefix_key
+from longdoc.cli.common import make_engine, note, prefill_progress
 
 # options every document-reading command takes (besides the model options in common.py)
 password_option = click.option("--password", default=None, help="Password of an encrypted PDF.")

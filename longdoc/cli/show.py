@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .ask import answer_options, citations_for, cite_text, run_answer
-from .common import handle_errors, model_options
-from .session import open_session, session_options, usage_line
+from longdoc.cli.ask import answer_options, citations_for, cite_text, run_answer
+from longdoc.cli.common import handle_errors, model_options
+from longdoc.cli.session import open_session, session_options, usage_line
 
 
 @click.command()
@@ -25,7 +25,7 @@ def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, 
     import os
     import sys
 
-    from ..figure import render
+    from longdoc.qa.figure import render
 
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,

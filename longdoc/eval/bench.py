@@ -33,7 +33,7 @@ def measure(spec: dict) -> dict:
     """Load the model, switch to the method, prefill `length` tokens, decode `decode_tokens`; time and memory."""
     import torch
 
-    from ..config import LongHeadsConfig
+    from ..longheads.config import LongHeadsConfig
     from ..generate import decode_one, new_cache, prefill
     from .methods import activate
 

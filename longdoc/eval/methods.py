@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ..config import LongHeadsConfig
+from ..longheads.config import LongHeadsConfig
 from ..errors import ConfigError
 
 BASES = ("full", "window", "longheads", "paper")
@@ -60,7 +60,7 @@ def checked_configs(methods: list["Method"], model_config, common: dict | None =
 
 def activate(model, cfg: LongHeadsConfig | None) -> None:
     """Switch one loaded model to a method's attention (prompts and weights stay the same)."""
-    from ..patch import disable_longheads, enable_longheads
+    from ..longheads.patch import disable_longheads, enable_longheads
 
     if cfg is None:
         disable_longheads(model)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cache import LongHeadsCache
+from ..longheads.cache import LongHeadsCache
 from ..generate import crop_to, new_cache, prefill
-from ..patch import longheads_config
+from ..longheads.patch import longheads_config
 
 INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. "
          "I will quiz you about the important information there.")

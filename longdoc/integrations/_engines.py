@@ -64,7 +64,7 @@ def _load(model: str | None):
 def _config(lm, chunk_size: int | None, chunks: int | None, window: int | None):
     """A LongHeadsConfig from the user's chunk_size / chunks / window (any subset; the rest per model)."""
     from longdoc import LongHeadsConfig
-    from longdoc.config import window_config
+    from longdoc.longheads.config import window_config
     from longdoc.errors import ConfigError
 
     overrides = {k: v for k, v in (("chunk_size", chunk_size), ("chunks", chunks)) if v is not None}

@@ -24,7 +24,7 @@ import torch
 from . import backends, chunks
 from .cache import LongHeadsLayer, bound_layer
 from .config import LongHeadsConfig
-from .errors import ConfigError
+from longdoc.errors import ConfigError
 from .rope import Rope
 
 ATTN_NAME = "longheads"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
-from .errors import ConfigError
+from longdoc.errors import ConfigError
 
 Score = Literal["rep", "keybound"]
 ScoreRope = Literal["none", "local"]

@@ -12,7 +12,7 @@ from transformers.masking_utils import AttentionMaskInterface
 
 from .attention import ATTN_NAME, Runtime, longheads_attention
 from .config import LongHeadsConfig
-from .errors import ConfigError
+from longdoc.errors import ConfigError
 from .rope import Rope
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")

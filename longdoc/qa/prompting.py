@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from longdoc.errors import ConfigError
 
 FORMAT_VERSION = 1  # bump when a frame's text changes: stored ingests of the old frame stop matching
 FORMATS = ("chat", "chat-sandwich", "completion", "doc-chat")

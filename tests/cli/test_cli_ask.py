@@ -152,8 +152,8 @@ def test_show_writes_a_png_of_the_selections(cli_run, zorbia, tmp_path):
 def test_figure_grids_count_selected_chunks_per_layer_and_head():
     import torch
 
-    from longdoc.config import LongHeadsConfig
-    from longdoc.figure import chunk_sources, selection_grids
+    from longdoc.longheads.config import LongHeadsConfig
+    from longdoc.qa.figure import chunk_sources, selection_grids
 
     cfg = LongHeadsConfig(chunk_size=4, chunks=5, keep_previous=True)  # slots: first, 2 selected, previous, current
     sel = [{"layer": 1, "positions": torch.tensor([40, 41]),

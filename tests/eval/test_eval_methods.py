@@ -2,7 +2,7 @@
 
 import pytest
 
-from longdoc.config import LongHeadsConfig
+from longdoc.longheads.config import LongHeadsConfig
 from longdoc.errors import ConfigError
 from longdoc.eval.methods import parse_methods, parse_overrides
 

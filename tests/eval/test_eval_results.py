@@ -3,7 +3,7 @@
 import json
 import math
 
-from longdoc.config import LongHeadsConfig
+from longdoc.longheads.config import LongHeadsConfig
 from longdoc.eval.methods import parse_methods
 from longdoc.eval.results import ResultsFile, config_id
 from longdoc.eval.retrieval import Cell, aggregate

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from longdoc.backends import causal_attention, expand_kv, lower_right_causal_attention
+from longdoc.longheads.backends import causal_attention, expand_kv, lower_right_causal_attention
 
 
 def plain(q, k, v, scale):

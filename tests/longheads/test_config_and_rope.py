@@ -2,9 +2,9 @@ import pytest
 import torch
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
 
-from longdoc.config import LongHeadsConfig, window_config
+from longdoc.longheads.config import LongHeadsConfig, window_config
 from longdoc.errors import ConfigError
-from longdoc.rope import Rope
+from longdoc.longheads.rope import Rope
 
 from tiny_models import make_tiny_llama
 

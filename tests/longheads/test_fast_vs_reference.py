@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from longdoc.attention import Runtime, attend
-from longdoc.cache import LongHeadsLayer
-from longdoc.config import LongHeadsConfig
-from longdoc.reference import reference_attention
-from longdoc.rope import Rope
+from longdoc.longheads.attention import Runtime, attend
+from longdoc.longheads.cache import LongHeadsLayer
+from longdoc.longheads.config import LongHeadsConfig
+from longdoc.longheads.reference import reference_attention
+from longdoc.longheads.rope import Rope
 
 D = 16
 ROPE = Rope(1.0 / (10000 ** (torch.arange(0, D, 2).double() / D)))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from longdoc.citations import OTHER, chunk_counts, format_sources, sources
-from longdoc.config import LongHeadsConfig
+from longdoc.qa.citations import OTHER, chunk_counts, format_sources, sources
+from longdoc.longheads.config import LongHeadsConfig
 from longdoc.documents import Document, Span
-from longdoc.prompting import Prompt
+from longdoc.qa.prompting import Prompt
 
 CFG = LongHeadsConfig(chunk_size=4, chunks=5, keep_previous=True)  # slots: first, 2 selected, previous, current
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from longdoc import prompting
+from longdoc.qa import prompting
 from longdoc.errors import ConfigError
 
 DOC = "Page one text.\nThe capital of Zorbia is Quillton.\n\nMore text here, café."

@@ -28,8 +28,8 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, GenerationChunk
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._engines import shared_engine
-from ._utils import aiter_in_thread, block_text, chat_role, sampling, source_pieces, until_stop
+from longdoc.integrations._engines import shared_engine
+from longdoc.integrations._shared import aiter_in_thread, block_text, chat_role, sampling, source_pieces, until_stop
 
 __all__ = ["ChatLongDoc", "LongDocLLM", "LongDocLoader"]
 

@@ -38,8 +38,8 @@ from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.readers.base import BaseReader
 from llama_index.core.schema import Document, NodeWithScore
 
-from ._engines import shared_engine
-from ._utils import aiter_in_thread, block_text, chat_role, sampling, source_pieces, until_stop, usage_dict
+from longdoc.integrations._engines import shared_engine
+from longdoc.integrations._shared import aiter_in_thread, block_text, chat_role, sampling, source_pieces, until_stop, usage_dict
 
 __all__ = ["LongDocLLM", "WholeDocumentQueryEngine", "LongDocReader", "use_longdoc"]
 

@@ -1,0 +1,12 @@
+"""LangChain classes, one module per class kind (as the LangChain partner packages lay them out):
+
+    chat_models.py       ChatLongDoc        (BaseChatModel)
+    llms.py              LongDocLLM         (LLM: text in, text out)
+    document_loaders.py  LongDocLoader      (BaseLoader)
+
+Importing this package is cheap: torch and the model load when the first model object is built.
+"""
+
+from longdoc.integrations.langchain.chat_models import ChatLongDoc, LongDocLLM, LongDocLoader
+
+__all__ = ["ChatLongDoc", "LongDocLLM", "LongDocLoader"]
