@@ -16,7 +16,8 @@ from torch.profiler import ProfilerActivity, profile
 
 from longdoc.longheads.config import LongHeadsConfig
 from longdoc.eval.methods import parse_overrides
-from longdoc.generate import decode_one, new_cache, prefill
+from longdoc.generate import decode_one, prefill
+from longdoc.prefix import new_cache
 from longdoc.models import load_model
 from longdoc.longheads.patch import enable_longheads
 

@@ -1,32 +1,28 @@
 """The Engine: a loaded model with LongHeads on, its tokenizer, and a pool of reusable prefilled prefixes.
 
-This is the one object the CLI and the LangChain / LlamaIndex classes talk to. Asking several questions about
-the same document prefills the document once: every prompt reuses the longest prefix already in the pool.
+This is the one object the document sessions (longdoc/qa/session.py), the CLI and the LangChain / LlamaIndex
+classes talk to. Asking several questions about the same document prefills the document once: every prompt
+reuses as much of a pooled prefill as gives the same logits as a fresh prefill (longdoc/prefix.py).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+import time
 from typing import Iterator
 
 import torch
 
-from .longheads.cache import LongHeadsCache
-from .longheads.config import LongHeadsConfig
 from .errors import TooLongError
-from .generate import ProgressFn, SamplingParams, Usage, crop_to, new_cache, stream
-from .models import LoadedModel, load_model
+from .generate import ProgressFn, SamplingParams, Usage, decode, prefill
+from .longheads.config import LongHeadsConfig
+from .longheads.layout import Selection
 from .longheads.patch import disable_longheads, enable_longheads
+from .models import LoadedModel, load_model
+from .prefix import PrefixEntry, crop_to, entry_for, new_cache, reusable_length
 
 DEFAULT_REACH = 131_072  # tokens; the paper shows passkey retrieval to 128k
-
-
-@dataclass
-class PrefixEntry:
-    ids: list[int]
-    cache: object
 
 
 class Engine:
@@ -34,13 +30,12 @@ class Engine:
 
     model: a LoadedModel, or a source for `load_model` (None = embedded, a HF folder, a .gguf file).
     config: LongHeads settings (default: per-model defaults); longheads=False runs plain full attention.
+    Build one from user-facing settings (window, threads, ...) with `longdoc.settings.EngineSettings`.
     """
 
     def __init__(self, model: LoadedModel | str | None = None, config: LongHeadsConfig | None = None, *,
                  longheads: bool = True, dtype=None, device: str | None = None, max_input_tokens: int | None = None,
-                 prefix_slots: int = 2, threads: int | None = None):
-        if threads:
-            torch.set_num_threads(threads)
+                 prefix_slots: int = 2):
         self.lm = model if isinstance(model, LoadedModel) else load_model(model, dtype=dtype, device=device)
         self.model, self.tokenizer, self.name = self.lm.model, self.lm.tokenizer, self.lm.name
         if longheads:
@@ -52,14 +47,10 @@ class Engine:
         self.prefix_slots = prefix_slots
         self._pool: list[PrefixEntry] = []
         self._lock = threading.Lock()  # one generation at a time: the model and its caches are not re-entrant
-        self.last_selections: list[dict] = []
 
     # -- text <-> tokens -------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.encode(text))
 
     def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
         """Token ids of `messages` ([{"role", "content"}]) through the tokenizer's own chat template."""
@@ -67,63 +58,54 @@ class Engine:
         return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
 
     # -- generation ------------------------------------------------------------------------------------------
-    def stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, usage: Usage | None = None,
-               progress: ProgressFn | None = None, record_selections: bool = False) -> Iterator[str]:
-        """Stream the answer to `prompt_ids`, reusing the longest prefilled prefix in the pool."""
+    def stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
+               usage: Usage | None = None, progress: ProgressFn | None = None,
+               selections: list[Selection] | None = None) -> Iterator[str]:
+        """Stream the answer to `prompt_ids`, reusing what the pool holds of it.
+
+        prefix_len: the first prefix_len ids are a reusable prefix (a document, longdoc/qa/prompting.py),
+            prefilled on their own so that every question about it can reuse them exactly.
+        selections: a list every attention call's `Selection` is appended to (citations, Figure 5).
+        Raises TooLongError before any work when the prompt is longer than `max_input_tokens`.
+        """
         self.check_length(len(prompt_ids))
         usage = usage if usage is not None else Usage()
         with self._lock:
-            cache = self._take_prefix(prompt_ids)
-            if isinstance(cache, LongHeadsCache):
-                cache.record_selections = record_selections
-                cache.selections.clear()
-            ids = torch.tensor([prompt_ids], device=self.lm.device)
-            snap = {}
-
-            def remember_prompt_state():
-                if isinstance(cache, LongHeadsCache):
-                    snap["s"] = cache.snapshot()
-
+            cache, logits = self._prefill(prompt_ids, prefix_len, usage, progress, selections)
+            snap = cache.snapshot()
             try:
-                yield from stream(self.model, self.tokenizer, ids, params, cache=cache, usage=usage,
-                                  progress=progress, on_prefill_done=remember_prompt_state)
+                yield from decode(self.model, self.tokenizer, cache, logits, params, usage=usage, record=selections)
             finally:
-                if isinstance(cache, LongHeadsCache):
-                    self.last_selections = list(cache.selections)
-                    cache.record_selections = False
-                    cache.selections.clear()
-                if "s" in snap:
-                    cache.restore(snap["s"])
-                elif not isinstance(cache, LongHeadsCache):
-                    crop_to(cache, len(prompt_ids))
-                if cache.get_seq_length() == len(prompt_ids):  # a finished prefill: worth keeping
-                    self._keep(PrefixEntry(list(prompt_ids), cache))
+                cache.restore(snap)  # back to the prompt: a finished prefill, worth keeping
+                self._keep(entry_for(self.config, prompt_ids, cache, prefix_len))
 
     def complete(self, prompt_ids: list[int], params: SamplingParams | None = None, **kw) -> tuple[str, Usage]:
         usage = Usage()
         text = "".join(self.stream(prompt_ids, params, usage=usage, **kw))
         return text, usage
 
-    def prefill_prefix(self, ids: list[int], progress: ProgressFn | None = None):
-        """Prefill `ids` (e.g. a document) into a cache kept in the pool; returns the cache."""
-        from .generate import prefill
+    def logits(self, prompt_ids: list[int], *, prefix_len: int = 0) -> torch.Tensor:
+        """The next-token logits (1, vocab) after `prompt_ids`, through the prefix pool as `stream` does."""
+        self.check_length(len(prompt_ids))
+        with self._lock:
+            cache, logits = self._prefill(prompt_ids, prefix_len, Usage(), None, None)
+            self._keep(entry_for(self.config, prompt_ids, cache, prefix_len))
+            return logits
 
+    def prefill_prefix(self, ids: list[int], progress: ProgressFn | None = None):
+        """Prefill `ids` (e.g. a document) as a reusable prefix into a cache kept in the pool; returns the cache."""
         self.check_length(len(ids))
         with self._lock:
-            cache = self._take_prefix(ids + [-1])  # never reuse past the end of ids
-            if isinstance(cache, LongHeadsCache):
-                cache.exact_from = None
-            todo = ids[cache.get_seq_length():]
-            if todo:
-                prefill(self.model, cache, torch.tensor([todo], device=self.lm.device), progress=progress,
-                        exact_from=1 << 62)
-            self._keep(PrefixEntry(list(ids), cache))
+            cache, reused = self._take(ids, len(ids), limit=len(ids))
+            if reused < len(ids):
+                self._prefill_ids(cache, ids[reused:], exact_from=len(ids), progress=progress)
+            self._keep(entry_for(self.config, ids, cache, len(ids)))
             return cache
 
     def add_prefix(self, ids: list[int], cache) -> None:
-        """Put an externally restored cache (e.g. a stored ingest) into the pool."""
+        """Put an externally restored cache of the prefix `ids` (e.g. a stored ingest) into the pool."""
         with self._lock:
-            self._keep(PrefixEntry(list(ids), cache))
+            self._keep(entry_for(self.config, ids, cache, len(ids)))
 
     def clear_prefixes(self) -> None:
         with self._lock:
@@ -146,36 +128,42 @@ class Engine:
         budget = _available_memory() * 0.5
         return int(max(self.config.window, min(DEFAULT_REACH, budget // per_token)))
 
-    # -- prefix pool -----------------------------------------------------------------------------------------
-    def _take_prefix(self, ids: list[int]):
-        """Remove and return the pooled cache sharing the longest prefix with ids, cropped to it (or a new one)."""
-        best, best_len = None, 0
+    # -- prefill through the pool ----------------------------------------------------------------------------
+    def _prefill(self, ids: list[int], prefix_len: int, usage: Usage, progress, selections):
+        """(cache holding ids, logits of the last token): the pooled part reused, the prefix (if not pooled)
+        prefilled on its own, then the rest with the question's per-token tail."""
+        t0 = time.perf_counter()
+        cache, reused = self._take(ids, prefix_len, limit=len(ids) - 1)
+        usage.prompt_tokens, usage.cached_tokens = len(ids), reused
+        if reused < prefix_len < len(ids):
+            self._prefill_ids(cache, ids[reused:prefix_len], exact_from=prefix_len, progress=progress)
+        done = cache.get_seq_length()
+        tail = self.config.exact_tail if self.config is not None else 0
+        logits = self._prefill_ids(cache, ids[done:], exact_from=len(ids) - tail if self.config else None,
+                                   progress=progress, record=selections)
+        usage.prefill_s = time.perf_counter() - t0
+        return cache, logits
+
+    def _prefill_ids(self, cache, ids: list[int], **kw) -> torch.Tensor:
+        return prefill(self.model, cache, torch.tensor([ids], device=self.lm.device), **kw)
+
+    def _take(self, ids: list[int], prefix_len: int, limit: int):
+        """Remove from the pool and return (cache, n): the entry that may reuse most of ids, cropped to n tokens
+        (or a new cache and 0)."""
+        best, best_n = None, 0
         for entry in self._pool:
-            n = _common_prefix(entry.ids, ids)
-            if n > best_len:
-                best, best_len = entry, n
+            n = reusable_length(self.config, entry, ids, prefix_len, limit)
+            if n > best_n:
+                best, best_n = entry, n
         if best is None:
-            return new_cache(self.model)
+            return new_cache(self.model), 0
         self._pool.remove(best)
-        cache = best.cache
-        keep = min(best_len, len(ids) - 1)
-        if isinstance(cache, LongHeadsCache):
-            keep = cache.croppable_length(keep)
-        crop_to(cache, keep)
-        return cache
+        crop_to(best.cache, best_n)
+        return best.cache, best_n
 
     def _keep(self, entry: PrefixEntry) -> None:
         self._pool.insert(0, entry)
         del self._pool[self.prefix_slots :]
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    ta, tb = torch.tensor(a[:n]), torch.tensor(b[:n])
-    diff = (ta != tb).nonzero()
-    return int(diff[0]) if len(diff) else n
 
 
 def _head_dim(cfg) -> int:

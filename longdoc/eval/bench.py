@@ -34,11 +34,12 @@ def measure(spec: dict) -> dict:
     import torch
 
     from ..longheads.config import LongHeadsConfig
-    from ..generate import decode_one, new_cache, prefill
+    from ..generate import decode_one, prefill
+    from ..prefix import new_cache
+    from ..settings import EngineSettings
     from .methods import activate
 
-    if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
+    EngineSettings(threads=spec.get("threads")).apply_threads()
     model = _load(spec)
     device = next(model.parameters()).device
     cfg = LongHeadsConfig.from_dict(spec["config"]) if spec.get("config") else None
@@ -108,9 +109,9 @@ def _load(spec: dict):
         with torch.device(device):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=spec.get("attn", "sdpa"))
         return model.eval()
-    from ..models import load_model
+    from ..settings import EngineSettings
 
-    return load_model(spec.get("model"), device=spec.get("device")).model
+    return EngineSettings(model=spec.get("model"), device=spec.get("device")).load().model
 
 
 def _sync(device) -> None:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..longheads.cache import LongHeadsCache
-from ..generate import crop_to, new_cache, prefill
+from ..generate import SamplingParams, decode, decode_one, prefill
+from ..longheads.layout import Selection
 from ..longheads.patch import longheads_config
+from ..prefix import new_cache
 
 INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. "
          "I will quiz you about the important information there.")
@@ -57,59 +58,42 @@ def token_span(tokenizer, text: str, start: int, end: int) -> tuple[int, int]:
 
 @torch.inference_mode()
 def run_trial(model, tokenizer, prompt: PasskeyPrompt, max_new_tokens: int = 8) -> dict:
-    """One prompt: greedy answer, key log-prob (teacher forced) and hit rate."""
+    """One prompt: greedy answer, key log-prob (teacher forced) and hit rate, through the generation loop of
+    longdoc/generate.py (prefill once; score the key; roll back; decode the answer)."""
     device = next(model.parameters()).device
     ids = tokenizer(prompt.text, return_tensors="pt").input_ids.to(device)
     N = ids.shape[1]
     cfg = longheads_config(model)
-    cache = new_cache(model, record_selections=cfg is not None)
-    if isinstance(cache, LongHeadsCache):
-        cache.exact_from = N - cfg.exact_tail
-    logits = prefill(model, cache, ids)
-    hit = hit_rate(cache, cfg, tokenizer, prompt, N) if cfg is not None else None
-    if isinstance(cache, LongHeadsCache):
-        cache.record_selections = False
-    snap = cache.snapshot() if isinstance(cache, LongHeadsCache) else None
+    cache = new_cache(model)
+    selections: list[Selection] = []
+    logits = prefill(model, cache, ids, exact_from=N - cfg.exact_tail if cfg is not None else None,
+                     record=selections if cfg is not None else None)
+    hit = hit_rate(selections, cfg, tokenizer, prompt, N) if cfg is not None else None
+    snap = cache.snapshot()
     # teacher-forced log-prob of " <key>"
     key_ids = tokenizer(" " + prompt.key, add_special_tokens=False).input_ids
     logp = torch.log_softmax(logits.float(), dim=-1)[0, key_ids[0]].item()
     for a, b in zip(key_ids[:-1], key_ids[1:]):
-        step = model(input_ids=torch.tensor([[a]], device=device), past_key_values=cache, use_cache=True,
-                     logits_to_keep=1).logits[:, -1]
+        step = decode_one(model, cache, torch.tensor([[a]], device=device))
         logp += torch.log_softmax(step.float(), dim=-1)[0, b].item()
-    if snap is not None:
-        cache.restore(snap)
-    else:
-        crop_to(cache, N)
-    # greedy answer from the same prefill: re-feed nothing, decode from `logits`
-    answer = "".join(_decode_from(model, tokenizer, cache, logits, max_new_tokens))
+    cache.restore(snap)
+    # greedy answer from the same prefill: re-feed nothing, decode from `logits` (a fixed-length answer)
+    answer = "".join(decode(model, tokenizer, cache, logits, SamplingParams(max_new_tokens, ignore_eos=True)))
     return {"length": N, "depth": prompt.depth, "key": prompt.key, "answer": answer.strip(),
             "correct": prompt.key in answer[: len(prompt.key) + 4], "key_logprob": logp, "hit_rate": hit}
 
 
-def _decode_from(model, tokenizer, cache, logits, max_new_tokens):
-    from ..generate import TextStream, decode_one
-
-    text = TextStream(tokenizer, [])
-    for i in range(max_new_tokens):
-        token = logits.argmax(dim=-1, keepdim=True)
-        piece = text.push(int(token))
-        if piece:
-            yield piece
-        logits = decode_one(model, cache, token)
-    yield text.flush()
-
-
-def hit_rate(cache: LongHeadsCache, cfg, tokenizer, prompt: PasskeyPrompt, N: int) -> float | None:
-    """Share of layer x head pairs whose chunks at the last prompt position include the key's chunk."""
+def hit_rate(selections: list[Selection], cfg, tokenizer, prompt: PasskeyPrompt, N: int) -> float | None:
+    """Share of layer x head pairs whose window (all K slots, layout.py) at the last prompt position holds the
+    key's chunk."""
     t0, t1 = token_span(tokenizer, prompt.text, prompt.needle_start, prompt.needle_end)
     key_chunks = set(range(t0 // cfg.chunk_size, (t1 - 1) // cfg.chunk_size + 1))
     hits = total = 0
-    for rec in cache.selections:
-        rows = (rec["positions"] == N - 1).nonzero().flatten()
+    for rec in selections:
+        rows = (rec.positions == N - 1).nonzero().flatten()
         if len(rows) == 0:
             continue
-        chosen = rec["chunks"][0, :, int(rows[0])]  # (Hq, K)
+        chosen = rec.chunks[0, :, int(rows[0])]  # (Hq, K)
         for head in chosen.tolist():
             total += 1
             hits += bool(key_chunks & set(head))

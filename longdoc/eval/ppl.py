@@ -31,7 +31,8 @@ def end_points(n_text: int, max_length: int, samples: int) -> list[int]:
 @torch.inference_mode()
 def tail_nll(model, ids: torch.Tensor, tail: int) -> tuple[float, int]:
     """Sum of the negative log-likelihoods of the last `tail` tokens of ids (1, L) given the tokens before them."""
-    from ..generate import new_cache, prefill
+    from ..generate import prefill
+    from ..prefix import new_cache
 
     L = ids.shape[1]
     if not 0 < tail < L:

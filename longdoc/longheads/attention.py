@@ -1,18 +1,28 @@
 """The LongHeads attention function, registered with transformers' AttentionInterface (fast, vectorised path).
 
-Notation: B batch, Hq query heads, Hk kv heads, T new query tokens, L = cached + new tokens, P = L - T (position
-of the first new query), l chunk size, K chunks per head, G query groups, Tg queries per group, d head dim.
+Notation (litgpt style):
+    B batch, Hq query heads, Hk kv heads, d head dim
+    T new query tokens of this call, L = cached + new tokens, P = L - T (position of the first new query)
+    l chunk size, K chunks per head, q a query's chunk, r its offset in the chunk (position = q*l + r)
+    G query groups (one token, or the queries of one chunk sharing a selection), Tg queries per group
 
-Per layer and forward call:
+A query of chunk q >= K attends to K chunks, each moved into a slot of a contiguous window (layout.py owns
+this layout; chunks.select fills it, citations read it):
+
+        slot:   0         1    ...    K-3       K-2        K-1
+              [ first | selected by score ... | previous | current ]        positions [s*l, (s+1)*l) per slot
+        chunk:  0         c_1  ...  c_n         q-1        q ....r           the query sits at (K-1)*l + r
+        shift: -c*l + .. (q-(K-1)+s-c)*l ...    0          0
+
+    shift: how far slot s's keys (cached rotated at their absolute positions) are re-rotated; RoPE is relative,
+    so one multiple of l per gathered chunk, and the trailing slots (previous, current) never move.
+
+Per layer and forward call (`ForwardPlan`, plan.py, says which cache layer, the per-token tail and where to
+record selections):
  1. The new queries complete zero or more chunks; each completed chunk gets its summary (eq. 1-2).
  2. Queries in chunks 0..K-1 see at most K chunks: plain causal attention, identical to the unpatched model.
- 3. Later queries are grouped (one token, or the queries of one chunk sharing a selection); each head of each
-    group selects K chunks (eq. 3), gathers their keys/values and attends to them at remapped, contiguous
-    positions: slot s holds positions [s*l, (s+1)*l), the query sits in the last slot.
-
-Position remapping without re-rotating at every step: cached keys are rotated at their absolute positions, and
-RoPE is relative, so a chunk c placed in slot s only needs an extra rotation by (query_chunk - (K-1) + s - c)*l,
-one multiple of l per gathered chunk. The two most recent slots keep their absolute positions (shift 0).
+ 3. Later queries are grouped; each head of each group selects K chunks (eq. 3), gathers their keys/values
+    and attends to them at the remapped positions above.
 """
 
 from __future__ import annotations
@@ -21,10 +31,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from longdoc.errors import ConfigError
+
 from . import backends, chunks
 from .cache import LongHeadsLayer, bound_layer
 from .config import LongHeadsConfig
-from longdoc.errors import ConfigError
+from .layout import Selection, SlotLayout
+from .plan import ForwardPlan
 from .rope import Rope
 
 ATTN_NAME = "longheads"
@@ -52,23 +65,35 @@ class Runtime:
         return buf[:n].view(shape)
 
 
-def longheads_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """transformers attention function. query (B, Hq, T, d); key, value (B, Hk, L, d) -> ((B, T, Hq, d), None)."""
+def longheads_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                        longheads_plan: ForwardPlan | None = None, **kwargs):
+    """transformers attention function. query (B, Hq, T, d); key, value (B, Hk, L, d) -> ((B, T, Hq, d), None).
+
+    `longheads_plan` arrives as a `model(...)` keyword argument (plan.py); without one (transformers' own
+    generate(), a plain forward) the layer is found by the key tensor its cache returned (cache.py).
+    """
     rt: Runtime = module.longheads
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    layer = bound_layer(module.layer_idx, key)
+    plan = longheads_plan
+    layer = plan.layer(module.layer_idx) if plan is not None else bound_layer(module.layer_idx, key)
     if layer is None:
         if key.shape[2] != query.shape[2]:
             raise ConfigError(
                 "LongHeads needs its own cache for incremental decoding: pass past_key_values=LongHeadsCache()."
             )
         layer = _ephemeral_layer(key, value)
-    out = attend(rt, layer, query, key, value, scale, module.layer_idx)
+    out = attend(rt, layer, query, key, value, scale, exact_from=plan.exact_from if plan else None,
+                 record=plan.record if plan else None, layer_idx=module.layer_idx)
     return out.transpose(1, 2).contiguous(), None
 
 
-def attend(rt: Runtime, layer: LongHeadsLayer, q, k, v, scale: float, layer_idx: int = 0) -> torch.Tensor:
-    """LongHeads attention of the T newest queries. Returns (B, Hq, T, d)."""
+def attend(rt: Runtime, layer: LongHeadsLayer, q, k, v, scale: float, *, exact_from: int | None = None,
+           record: list[Selection] | None = None, layer_idx: int = 0) -> torch.Tensor:
+    """LongHeads attention of the T newest queries. Returns (B, Hq, T, d).
+
+    exact_from: queries at positions >= this select per token (None: the last `exact_tail` of this call);
+    record: a list each group batch's `Selection` is appended to, or None.
+    """
     cfg, l, K = rt.config, rt.config.chunk_size, rt.config.chunks
     T, L = q.shape[2], k.shape[2]
     P = L - T
@@ -81,20 +106,57 @@ def attend(rt: Runtime, layer: LongHeadsLayer, q, k, v, scale: float, layer_idx:
     if n_in:
         out[:, :, :n_in] = backends.causal_attention(q[:, :, :n_in], k[:, :, : P + n_in], v[:, :, : P + n_in], scale)
     positions = torch.arange(P + n_in, L)
-    exact_from = getattr(layer.cache, "exact_from", None)
     if exact_from is None:
         exact_from = L - cfg.exact_tail
     if cfg.prefill_selection == "token" or T == 1:
         exact_from = 0
-    for group_pos, group_len in _groups(cfg, positions, exact_from):
-        _attend_groups(rt, layer, q, out, P, group_pos, group_len, scale, layer_idx)
+    k_chunks, v_chunks = layer.key_chunks(l)  # (B, Hk, cap/l, l, d)
+    B, Hq, _, d = q.shape
+    per_group = 2 * B * Hq * K * l * d * k_chunks.element_size()
+    step = max(1, GATHER_BUDGET_BYTES // per_group)
+    for groups in _groups(cfg, positions, exact_from):
+        for batch in groups.batches(step):  # bound the memory of gathered keys; not a loop over tokens
+            q_idx = (batch.pos - P).to(q.device)
+            qg = q[:, :, q_idx]  # (B, Hq, g, Tg, d)
+            idx = _select(rt, layer, qg, batch)  # (B, Hq, g, K)
+            if record is not None:
+                record.append(Selection(layer_idx, batch.last_positions(), idx.cpu()))
+            og = _window_of(rt, qg, k_chunks, v_chunks, idx, batch, scale)  # (B, Hq, g, Tg, d)
+            keep = batch.valid.flatten()
+            out[:, :, q_idx.flatten()[keep]] = og.reshape(B, Hq, -1, d)[:, :, keep]
     return out
 
 
+@dataclass(frozen=True)
+class QueryGroups:
+    """Queries sharing a selection. pos (G, Tg): absolute positions, each row padded by repeating its last;
+    lens (G,): real queries per row; chunk_size l."""
+
+    pos: torch.Tensor
+    lens: torch.Tensor
+    chunk_size: int
+
+    @property
+    def chunk(self) -> torch.Tensor:
+        """(G,) the chunk q of each group."""
+        return self.pos[:, 0] // self.chunk_size
+
+    @property
+    def valid(self) -> torch.Tensor:
+        """(G, Tg) True for real (not padding) queries."""
+        return torch.arange(self.pos.shape[1])[None, :] < self.lens[:, None]
+
+    def last_positions(self) -> torch.Tensor:
+        return self.pos[torch.arange(self.pos.shape[0]), self.lens - 1].clone()
+
+    def batches(self, step: int):
+        for g0 in range(0, self.pos.shape[0], step):
+            yield QueryGroups(self.pos[g0 : g0 + step], self.lens[g0 : g0 + step], self.chunk_size)
+
+
 def _groups(cfg: LongHeadsConfig, positions: torch.Tensor, exact_from: int):
-    """Split query positions into groups: yields (group_pos (G, Tg) positions padded by repeating the last,
-    group_len (G,)). Queries at positions >= exact_from are token groups (Tg = 1); the others are grouped by
-    chunk and share one selection."""
+    """Split query positions into QueryGroups: queries at positions >= exact_from are token groups (Tg = 1);
+    the others are grouped by chunk and share one selection."""
     block_pos, token_pos = positions[positions < exact_from], positions[positions >= exact_from]
     if len(block_pos):
         chunk_of = block_pos // cfg.chunk_size
@@ -102,52 +164,44 @@ def _groups(cfg: LongHeadsConfig, positions: torch.Tensor, exact_from: int):
         lens = torch.diff(torch.cat([starts, torch.tensor([len(block_pos)])]))
         offs = torch.arange(int(lens.max()))
         idx = torch.minimum(starts[:, None] + offs[None, :], (starts + lens - 1)[:, None])  # (G, Tg)
-        yield block_pos[idx], lens
+        yield QueryGroups(block_pos[idx], lens, cfg.chunk_size)
     if len(token_pos):
-        yield token_pos[:, None], torch.ones(len(token_pos), dtype=torch.long)
+        yield QueryGroups(token_pos[:, None], torch.ones(len(token_pos), dtype=torch.long), cfg.chunk_size)
 
 
-def _attend_groups(rt, layer, q, out, P, group_pos, group_len, scale, layer_idx):
-    cfg, l, K = rt.config, rt.config.chunk_size, rt.config.chunks
-    B, Hq, _, d = q.shape
-    G, Tg = group_pos.shape
-    k_chunks, v_chunks = layer.key_chunks(l)  # (B, Hk, cap/l, l, d)
-    per_group = 2 * B * Hq * K * l * d * k_chunks.element_size()
-    step = max(1, GATHER_BUDGET_BYTES // per_group)
-    for g0 in range(0, G, step):  # batches of groups bound the memory of gathered keys, not a loop over tokens
-        pos, lens = group_pos[g0 : g0 + step], group_len[g0 : g0 + step]
-        g = pos.shape[0]
-        q_idx = (pos - P).to(q.device)
-        qg = q[:, :, q_idx]  # (B, Hq, g, Tg, d)
-        gchunk = pos[:, 0] // l  # (g,)
-        valid = torch.arange(Tg)[None, :] < lens[:, None]  # (g, Tg)
-        if cfg.selection == "longheads":
-            qs = chunks.scoring_queries(cfg, rt.rope, qg, pos.to(q.device))
-            s = chunks.score(cfg, qs.reshape(B, Hq, g * Tg, d), layer.summaries)  # (B, Hq, g*Tg, C)
-            s = s.view(B, Hq, g, Tg, -1)
-            w = valid.to(s.dtype).to(s.device)[None, None, :, :, None]
-            s = (s * w).sum(dim=3) / lens.to(s.dtype).to(s.device)[None, None, :, None]  # (B, Hq, g, C)
-            idx = chunks.select(cfg, s, gchunk.to(s.device))  # (B, Hq, g, K)
-        else:
-            idx = chunks.select(cfg, None, gchunk).to(q.device).expand(B, Hq, g, K)
-        if layer.cache is not None and getattr(layer.cache, "record_selections", False):
-            layer.cache.selections.append(
-                {"layer": layer_idx, "positions": pos[torch.arange(g), lens - 1].clone(), "chunks": idx.cpu()}
-            )
-        kg, vg = gather_chunks(k_chunks, v_chunks, idx, Hq, rt)  # (B, Hq, g, K, l, d)
-        # slots holding chunks away from their text position move by whole chunks: slot s, chunk c -> shift
-        # (query_chunk - (K-1) + s - c) * l. The last slots (current, previous, recent window) do not move.
-        n_far = 1 if cfg.selection == "window" else K - 1 - int(cfg.keep_previous)
-        shift = (gchunk.to(idx.device)[None, None, :, None] - (K - 1) + torch.arange(K, device=idx.device) - idx) * l
-        if Tg == 1:  # one query per group (decode, exact tail, per-token prefill): rotate it per slot instead
-            og = _slot_rotated_attention(rt, qg[:, :, :, 0], kg, vg, shift, n_far, pos[:, 0] % l, scale)
-        else:  # a chunk of queries shares the window: rotate the keys once, then one fused kernel
-            rotate_inplace(rt, kg[:, :, :, :n_far], shift[..., :n_far, None])
-            kg, vg = kg.view(B, Hq * g, K * l, d), vg.view(B, Hq * g, K * l, d)  # groups join the head dim
-            og = _window_attention(qg.reshape(B, Hq * g, Tg, d), kg, vg, pos % l, lens, l, scale)
-        og = og.view(B, Hq, g, Tg, d)
-        keep = valid.flatten()
-        out[:, :, q_idx.flatten()[keep]] = og.reshape(B, Hq, g * Tg, d)[:, :, keep]
+def _select(rt: Runtime, layer: LongHeadsLayer, qg: torch.Tensor, groups: QueryGroups) -> torch.Tensor:
+    """Every head's K chunks for every group (eq. 3), in slot order. qg (B, Hq, g, Tg, d) -> (B, Hq, g, K);
+    a group's score is the mean of its queries' scores."""
+    cfg = rt.config
+    B, Hq, g, Tg, d = qg.shape
+    gchunk = groups.chunk
+    if cfg.selection != "longheads":
+        return chunks.select(cfg, None, gchunk).to(qg.device).expand(B, Hq, g, cfg.chunks)
+    qs = chunks.scoring_queries(cfg, rt.rope, qg, groups.pos.to(qg.device))
+    s = chunks.score(cfg, qs.reshape(B, Hq, g * Tg, d), layer.summaries)  # (B, Hq, g*Tg, C)
+    s = s.view(B, Hq, g, Tg, -1)
+    w = groups.valid.to(s.dtype).to(s.device)[None, None, :, :, None]
+    s = (s * w).sum(dim=3) / groups.lens.to(s.dtype).to(s.device)[None, None, :, None]  # (B, Hq, g, C)
+    return chunks.select(cfg, s, gchunk.to(s.device))
+
+
+def _window_of(rt: Runtime, qg, k_chunks, v_chunks, idx, groups: QueryGroups, scale: float) -> torch.Tensor:
+    """Attention of each group inside its remapped window. qg (B, Hq, g, Tg, d); idx (B, Hq, g, K) ->
+    (B, Hq, g, Tg, d)."""
+    l = rt.config.chunk_size
+    B, Hq, g, Tg, d = qg.shape
+    layout = SlotLayout.of(rt.config)
+    kg, vg = gather_chunks(k_chunks, v_chunks, idx, Hq, rt)  # (B, Hq, g, K, l, d)
+    shift = layout.shifts(idx, groups.chunk, l)  # (B, Hq, g, K)
+    n_far = layout.moving
+    if Tg == 1:  # one query per group (decode, exact tail, per-token prefill): rotate it per slot instead
+        og = _slot_rotated_attention(rt, qg[:, :, :, 0], kg, vg, shift, n_far, groups.pos[:, 0] % l, scale)
+    else:  # a chunk of queries shares the window: rotate the keys once, then one fused kernel
+        K = layout.chunks
+        rotate_inplace(rt, kg[:, :, :, :n_far], shift[..., :n_far, None])
+        kg, vg = kg.view(B, Hq * g, K * l, d), vg.view(B, Hq * g, K * l, d)  # groups join the head dim
+        og = _window_attention(qg.reshape(B, Hq * g, Tg, d), kg, vg, groups.pos % l, groups.lens, l, scale)
+    return og.view(B, Hq, g, Tg, d)
 
 
 def _window_attention(q, k, v, r, lens, l: int, scale: float):
@@ -238,5 +292,4 @@ def _ephemeral_layer(key, value) -> LongHeadsLayer:
     """A throwaway layer for a one-shot forward without a LongHeads cache (e.g. plain `model(input_ids)`)."""
     layer = LongHeadsLayer()
     layer.update(key, value)
-    layer.cache = None
     return layer

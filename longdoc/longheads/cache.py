@@ -4,9 +4,15 @@ current, not yet complete chunk (needed for eq. 2 when the chunk fills).
 Keys and values live in a preallocated buffer that grows by doubling, so a decode step appends in O(1) instead
 of copying the whole cache (transformers' DynamicLayer concatenates every step).
 
-transformers calls `Cache.update()` just before the attention function of the same layer, but does not pass the
-cache to that function. `update()` therefore binds the layer to the key tensor it returns (thread-local); the
-attention function finds its layer by that exact tensor object, so a stale or foreign binding is never used.
+How the attention function finds its layer: longdoc's own generation passes a `ForwardPlan` (plan.py) as a
+model keyword argument, which transformers hands to the attention function, and the plan names the cache.
+transformers' own `generate()` (or a plain `model(ids, past_key_values=LongHeadsCache())`) passes none, and
+transformers does not pass the cache to the attention function; for those calls only, `update()` binds the layer
+to the key tensor it returns (thread-local) and the attention function finds the layer by that exact tensor
+object, so a stale or foreign binding is never used.
+
+The prefix-cache interface the Engine uses (longdoc/prefix.py): get_seq_length, croppable_length, crop,
+snapshot / restore, reserve.
 """
 
 from __future__ import annotations
@@ -17,11 +23,14 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+PLAN_KWARG = "longheads_plan"  # the model keyword argument carrying a ForwardPlan (plan.py)
+
 _bound = threading.local()
 
 
 def bound_layer(layer_idx: int, key: torch.Tensor) -> "LongHeadsLayer | None":
-    """The LongHeads layer whose `update()` returned exactly `key`, if any."""
+    """The LongHeads layer whose `update()` returned exactly `key`, if any (calls made without a ForwardPlan:
+    transformers' own generate())."""
     entry = getattr(_bound, "layers", {}).get(layer_idx)
     if entry is not None and entry[0] is key:
         return entry[1]
@@ -39,7 +48,7 @@ class LongHeadsLayer(DynamicLayer):
         self.summaries: torch.Tensor | None = None
         self.n_summarized = 0
         self.pending_q: torch.Tensor | None = None
-        self.cache = None  # the LongHeadsCache owning this layer (for selection records)
+        self.reserved = 0  # tokens to make room for at the next growth (LongHeadsCache.reserve)
 
     def lazy_initialization(self, key_states, value_states):
         self.dtype, self.device = key_states.dtype, key_states.device
@@ -60,10 +69,9 @@ class LongHeadsLayer(DynamicLayer):
     def _reserve(self, needed: int, k_like: torch.Tensor, v_like: torch.Tensor) -> None:
         cap = 0 if self._kbuf is None else self._kbuf.shape[2]
         if needed > cap:
-            # the owning cache may know the final length (prefill sets it): one right-sized buffer instead of
-            # doubling, which at 32k allocated and copied a 2x buffer on the first decode step (3.8 s, measured)
-            hint = getattr(self.cache, "reserve_hint", 0) if self.cache is not None else 0
-            target = hint if hint >= needed else max(needed, 2 * cap, 256)
+            # prefill knows the final length (LongHeadsCache.reserve): one right-sized buffer instead of doubling,
+            # which at 32k allocated and copied a 2x buffer on the first decode step (3.8 s, measured)
+            target = self.reserved if self.reserved >= needed else max(needed, 2 * cap, 256)
             self._grow_to(_round_up(target, self.align), k_like, v_like)
 
     def key_chunks(self, l: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,18 +124,17 @@ class Snapshot:
 
 
 class LongHeadsCache(Cache):
-    """Pass as `past_key_values=` to the model or to `generate()` after `enable_longheads(model)`.
+    """Pass as `past_key_values=` to the model or to `generate()` after `enable_longheads(model)`."""
 
-    `record_selections=True` keeps, for every LongHeads attention call, which chunks every head chose (used for
-    citations, the hit rate and the Figure-5 picture).
-    """
-
-    def __init__(self, record_selections: bool = False):
+    def __init__(self):
         super().__init__(layer_class_to_replicate=LongHeadsLayer)
-        self.record_selections = record_selections
-        self.selections: list[dict] = []
-        self.exact_from: int | None = None  # queries at positions >= this select per token (set by prefill)
-        self.reserve_hint = 0  # tokens the layers should make room for when they next grow (set by prefill)
+        self._reserved = 0
+
+    def reserve(self, tokens: int) -> None:
+        """Make room for `tokens` in all (when they next grow) in one allocation instead of doubling."""
+        self._reserved = tokens
+        for layer in self.layers:
+            layer.reserved = tokens
 
     def croppable_length(self, length: int) -> int:
         """The longest length <= `length` this cache can be cropped to: chunk state can only be rolled back to
@@ -156,13 +163,15 @@ class LongHeadsCache(Cache):
                 layer.pending_q = layer.pending_q[:, :, : max_length - layer.n_summarized * l]
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
-        while len(self.layers) <= layer_idx:  # as Cache.update does, but owned before the first append
-            self.layers.append(LongHeadsLayer())
-        self.layers[layer_idx].cache = self  # (its buffer sizing reads our reserve_hint)
+        while len(self.layers) <= layer_idx:  # as Cache.update does, but sized before the first append
+            layer = LongHeadsLayer()
+            layer.reserved = self._reserved
+            self.layers.append(layer)
         keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)
-        if not hasattr(_bound, "layers"):
-            _bound.layers = {}
-        _bound.layers[layer_idx] = (keys, self.layers[layer_idx])
+        if PLAN_KWARG not in (kwargs.get("kwargs") or {}):  # no plan (transformers' generate()): bind by tensor
+            if not hasattr(_bound, "layers"):
+                _bound.layers = {}
+            _bound.layers[layer_idx] = (keys, self.layers[layer_idx])
         return keys, values
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -191,7 +200,6 @@ class LongHeadsCache(Cache):
                 layer.add_summaries(state[f"{i}.summaries"].to(device))
             if f"{i}.pending_q" in state:
                 layer.pending_q = state[f"{i}.pending_q"].to(device)
-            layer.cache = cache
             cache.layers.append(layer)
         return cache
 
@@ -210,7 +218,6 @@ class LongHeadsCache(Cache):
                 layer.summaries = layer.summaries[:, :, :n_sum]
             layer.n_summarized = n_sum
             layer.pending_q = None if pq is None else pq.clone()
-        self.selections.clear()
 
 
 def _round_up(n: int, m: int) -> int:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .backends import expand_kv
 from .config import LongHeadsConfig
+from .layout import SlotLayout
 from .rope import Rope
 
 
@@ -73,29 +74,23 @@ def score(cfg: LongHeadsConfig, q_score: torch.Tensor, summaries: torch.Tensor) 
 
 
 def select(cfg: LongHeadsConfig, scores: torch.Tensor | None, group_chunk: torch.Tensor) -> torch.Tensor:
-    """Chunk indices each head attends to, in slot (= text) order (eq. 3).
+    """Chunk indices each head attends to, in slot order (eq. 3; the slots are drawn in layout.py).
 
     scores (B, Hq, G, C) or None for selection="window"; group_chunk (G,), each >= K (the query's chunk).
     Returns (B, Hq, G, K): [first chunk, selected..., previous (if kept), current].
     """
-    K = cfg.chunks
+    layout = SlotLayout.of(cfg)
     if cfg.selection == "window":  # sink + recent: chunk 0 and the K-1 most recent chunks
-        recent = group_chunk[:, None] - torch.arange(K - 2, -1, -1)  # (G, K-1)
-        idx = torch.cat([torch.zeros_like(group_chunk)[:, None], recent], dim=1)
+        idx = layout.window_chunks(group_chunk)
         return idx if scores is None else idx.expand(*scores.shape[:2], *idx.shape)
-    n_sel = cfg.selected_per_head
     C = scores.shape[-1]
-    last_candidate = group_chunk - 1 - int(cfg.keep_previous)  # (G,) candidates are chunks 1..last (inclusive)
+    last_candidate = layout.last_candidate(group_chunk)  # (G,) candidates are chunks 1..last (inclusive)
     chunk_ids = torch.arange(C, device=scores.device)
     allowed = (chunk_ids[None, :] >= 1) & (chunk_ids[None, :] <= last_candidate[:, None])  # (G, C)
     masked = scores.masked_fill(~allowed, float("-inf"))
-    top = masked.topk(n_sel, dim=-1).indices  # (B, Hq, G, n_sel), best first
+    top = masked.topk(layout.n_selected, dim=-1).indices  # (B, Hq, G, n_sel), best first
     chosen = top.sort(dim=-1).values if cfg.chunk_order == "text" else top.flip(-1)  # score: best nearest the query
-    B, Hq, G = chosen.shape[:3]
-    mandatory_tail = [group_chunk - 1] if cfg.keep_previous else []
-    tail = torch.stack(mandatory_tail + [group_chunk], dim=1)  # (G, 1 or 2)
-    first = torch.zeros(B, Hq, G, 1, dtype=chosen.dtype, device=chosen.device)
-    return torch.cat([first, chosen, tail.to(chosen.device).expand(B, Hq, G, -1)], dim=-1)
+    return layout.assemble(chosen, group_chunk)
 
 
 def _expand_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:

@@ -61,7 +61,9 @@ class LongHeadsConfig:
     @property
     def selected_per_head(self) -> int:
         """Chunks chosen by score (the rest are mandatory: first, current, and previous if kept)."""
-        return self.chunks - 2 - int(self.keep_previous)
+        from .layout import SlotLayout
+
+        return SlotLayout.of(self).n_selected
 
     @classmethod
     def paper(cls, **overrides) -> "LongHeadsConfig":

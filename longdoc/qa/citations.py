@@ -1,9 +1,10 @@
 """Where did the answer come from: the chunks LongHeads' heads chose while generating, mapped to pages / files.
 
-Input: `Engine.last_selections` after `stream(..., record_selections=True)`: per attention call, per query head,
-the K chunk indices it attended to. Only decode steps count (positions >= prompt length: the answer's tokens),
-and only the *selected* slots: slot 0 (the first chunk), the last slot (the query's own chunk) and, with
-`keep_previous`, the one before it are always there whatever the question, so they say nothing.
+Input: the `Selection`s an answer recorded (`Engine.stream(..., selections=[])`): per attention call, per query
+head, the K chunk indices it attended to, in slot order (longdoc/longheads/layout.py). Only decode steps count
+(positions >= prompt length: the answer's tokens), and only the layout's *selected* slots: the first chunk, the
+query's own chunk and, with `keep_previous`, the one before it are always there whatever the question, so they
+say nothing.
 
 A chunk covers tokens [c*l, (c+1)*l) of the prompt; its count is spread evenly over its tokens, each document
 token is mapped to a character offset (the tokenizer's offset mapping) and through `Document.locate` to a source
@@ -16,6 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from longdoc.longheads.layout import Selection, SlotLayout
+
 OTHER = "(prompt frame and question)"
 
 
@@ -25,23 +28,22 @@ class Source:
     share: float  # of all selections at decode steps, 0..1
 
 
-def chunk_counts(selections: list[dict], prompt_len: int, config, *, per_head: bool = False):
+def chunk_counts(selections: list[Selection], prompt_len: int, config, *, per_head: bool = False):
     """Counter {chunk: times selected} over layers, heads and decode steps (mandatory slots excluded).
 
     per_head=True returns {(layer, head): Counter} instead.
     """
-    lo = 1  # slot 0: the mandatory first chunk
-    hi_drop = 1 + int(getattr(config, "keep_previous", False))  # current (+ previous) chunk at the end
+    selected = SlotLayout.of(config).selected
     total: Counter = Counter()
     heads: dict[tuple[int, int], Counter] = {}
     for rec in selections:
-        decode = rec["positions"] >= prompt_len  # (g,)
+        decode = rec.positions >= prompt_len  # (g,)
         if not bool(decode.any()):
             continue
-        chosen = rec["chunks"][0][:, decode][..., lo : rec["chunks"].shape[-1] - hi_drop]  # (Hq, g', K - mandatory)
+        chosen = rec.chunks[0][:, decode][..., selected]  # (Hq, g', selected slots)
         if per_head:
             for h in range(chosen.shape[0]):
-                heads.setdefault((rec["layer"], h), Counter()).update(chosen[h].flatten().tolist())
+                heads.setdefault((rec.layer, h), Counter()).update(chosen[h].flatten().tolist())
         else:
             total.update(chosen.flatten().tolist())
     return heads if per_head else total
@@ -50,16 +52,15 @@ def chunk_counts(selections: list[dict], prompt_len: int, config, *, per_head: b
 def token_labels(document, prompt) -> list[str]:
     """A source label per prompt token (OTHER outside the document)."""
     labels = [OTHER] * len(prompt.ids)
-    multi = len(document.sources) > 1
     for i, (a, _) in enumerate(prompt.doc_offsets):
         span = document.locate(a)
-        if span is None:  # framing text between files: credit the file whose header it is
+        if span is None:  # framing text between files
             continue
-        labels[prompt.doc_start + i] = source_label(document, span, multi)
+        labels[prompt.doc_start + i] = source_label(document, span)
     return labels
 
 
-def source_label(document, span, multi: bool = True) -> str:
+def source_label(document, span) -> str:
     """Page for PDFs ("report.pdf p. 3"); the file otherwise."""
     if span.page is not None:
         return document.label(span)
@@ -75,7 +76,7 @@ def chunk_label_weights(chunk: int, chunk_size: int, labels: list[str]) -> Count
     return out
 
 
-def sources(selections: list[dict], document, prompt, config, top: int | None = 5) -> list[Source]:
+def sources(selections: list[Selection], document, prompt, config, top: int | None = 5) -> list[Source]:
     """The sources the heads read most while answering, with their share, most read first."""
     counts = chunk_counts(selections, len(prompt.ids), config)
     labels = token_labels(document, prompt)

@@ -36,7 +36,7 @@ def selection_grids(selections, prompt_len: int, config, n_layers: int, n_heads:
 
 
 def render(path, selections, document, prompt, config, n_layers: int, n_heads: int, title: str = "") -> None:
-    """Draw the figure for `selections` (Engine.last_selections) of `prompt` about `document` into `path`."""
+    """Draw the figure for the `selections` an answer recorded for `prompt` about `document` into `path`."""
     import matplotlib
 
     matplotlib.use("Agg")

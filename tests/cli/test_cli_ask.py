@@ -153,11 +153,12 @@ def test_figure_grids_count_selected_chunks_per_layer_and_head():
     import torch
 
     from longdoc.longheads.config import LongHeadsConfig
+    from longdoc.longheads.layout import Selection
     from longdoc.qa.figure import chunk_sources, selection_grids
 
     cfg = LongHeadsConfig(chunk_size=4, chunks=5, keep_previous=True)  # slots: first, 2 selected, previous, current
-    sel = [{"layer": 1, "positions": torch.tensor([40, 41]),
-            "chunks": torch.tensor([[[[0, 2, 5, 8, 9], [0, 2, 3, 9, 10]], [[0, 1, 4, 8, 9], [0, 4, 6, 9, 10]]]])}]
+    sel = [Selection(1, torch.tensor([40, 41]),
+                     torch.tensor([[[[0, 2, 5, 8, 9], [0, 2, 3, 9, 10]], [[0, 1, 4, 8, 9], [0, 4, 6, 9, 10]]]]))]
     top, counts = selection_grids(sel, 40, cfg, n_layers=2, n_heads=2, n_chunks=11)
     assert top.tolist() == [[-1, -1], [2, 4]]
     assert counts[1].tolist() == [0, 1, 2, 1, 2, 1, 1, 0, 0, 0, 0] and counts[0].sum() == 0

@@ -7,6 +7,7 @@ from transformers import DynamicCache
 from longdoc import LongHeadsCache, LongHeadsConfig, disable_longheads, enable_longheads
 from longdoc.errors import ConfigError
 from longdoc.generate import prefill
+from longdoc.longheads.plan import ForwardPlan
 
 from tiny_models import make_tiny_llama
 
@@ -63,8 +64,7 @@ def test_chunked_prefill_equals_one_shot(tiny, block):
     ids = torch.randint(0, 512, (1, 101))
     enable_longheads(tiny, CFG)
     one = LongHeadsCache()
-    one.exact_from = 101 - CFG.exact_tail
-    one_logits = tiny(ids, past_key_values=one, logits_to_keep=1).logits[:, -1]
+    one_logits = tiny(ids, logits_to_keep=1, **ForwardPlan(one, exact_from=101 - CFG.exact_tail).model_kwargs()).logits[:, -1]
     chunked = LongHeadsCache()
     chunked_logits = prefill(tiny, chunked, ids, block=block, exact_from=101 - CFG.exact_tail)
     torch.testing.assert_close(chunked_logits, one_logits, atol=1e-5, rtol=1e-4)

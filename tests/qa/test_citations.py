@@ -7,6 +7,7 @@ import torch
 
 from longdoc.qa.citations import OTHER, chunk_counts, format_sources, sources
 from longdoc.longheads.config import LongHeadsConfig
+from longdoc.longheads.layout import Selection
 from longdoc.documents import Document, Span
 from longdoc.qa.prompting import Prompt
 
@@ -15,7 +16,7 @@ CFG = LongHeadsConfig(chunk_size=4, chunks=5, keep_previous=True)  # slots: firs
 
 def record(layer, positions, chunks):
     """chunks: per head, per position, the K slot chunk ids."""
-    return {"layer": layer, "positions": torch.tensor(positions), "chunks": torch.tensor([chunks])}
+    return Selection(layer, torch.tensor(positions), torch.tensor([chunks]))
 
 
 def two_page_doc():
