@@ -3,8 +3,9 @@
 An entry is a folder `cache_dir()/ingests/<key>/` holding
     cache.safetensors   the LongHeadsCache state (keys, values, chunk summaries, pending queries) + the prefix ids
     manifest.json       token count, sources, sizes, created / last-used times, sha256 of cache.safetensors
-The key is sha256(document content hash, model, LongHeads settings, prompt format): anything that changes the
-prefix tokens or their cache gives a new key.
+The key is sha256(document content hash, model, LongHeads settings, prompt format) (`make_key`; the document
+session, longdoc/qa/session.py, is the one caller): anything that changes the prefix tokens or their cache gives
+a new key.
 
 Safety: an entry is written into a temporary folder and renamed into place (`os.replace`), so a crash or Ctrl-C
 leaves either nothing or a whole entry. Before use, the tensor file's size and sha256 are checked against the
@@ -264,42 +265,3 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, path)
-
-
-# -- the ask / chat / ingest path ------------------------------------------------------------------------------
-@dataclass
-class Ingest:
-    """How the document prefix of a prompt got into the engine's pool."""
-
-    key: str | None
-    tokens: int
-    reused: bool  # loaded from the store
-    stored: bool  # written to the store by this call
-    seconds: float  # prefill or load time
-
-
-def prefix_key(engine, content_hash: str, prompt_format: str) -> str:
-    config = engine.config.to_dict() if engine.config is not None else None
-    return make_key(content_hash, f"{engine.name}|{engine.lm.source}", config, prompt_format)
-
-
-def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: "Store | None", *, save: bool = True,
-                  progress=None, info: dict | None = None) -> Ingest:
-    """Make sure the engine's prefix pool holds `prefix_ids`: load it from the store, or prefill it (and store
-    it when `save`). With no store or key (or LongHeads off), it is only prefilled in memory."""
-    t0 = time.perf_counter()
-    engine.check_length(len(prefix_ids) + 1)  # fail before any work for a document that is too long
-    usable = store is not None and key is not None and engine.config is not None
-    if usable:
-        found = store.load(key, device=engine.lm.device)
-        if found is not None and found[0] == list(prefix_ids):
-            engine.add_prefix(prefix_ids, found[1])
-            return Ingest(key, len(prefix_ids), True, False, time.perf_counter() - t0)
-        if found is not None:  # same key, other tokens (e.g. a changed tokenizer): not ours to use
-            store.remove(key)
-    cache = engine.prefill_prefix(list(prefix_ids), progress=progress)
-    seconds = time.perf_counter() - t0
-    stored = False
-    if usable and save:
-        stored = store.save(key, prefix_ids, cache, {"model": engine.name, "prefill_s": round(seconds, 3), **(info or {})}) is not None
-    return Ingest(key, len(prefix_ids), False, stored, seconds)

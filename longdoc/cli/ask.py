@@ -7,8 +7,10 @@ import sys
 
 import click
 
-from longdoc.cli.common import handle_errors, model_options
-from longdoc.cli.session import Session, open_session, session_options, usage_dict, usage_line
+from longdoc.cli.common import handle_errors, model_options, prefill_progress
+from longdoc.cli.session import CliSession, open_session, session_options, usage_dict, usage_line
+from longdoc.qa import prompting
+from longdoc.qa.citations import citation_dicts
 
 
 def answer_options(fn):
@@ -25,44 +27,32 @@ def answer_options(fn):
     return fn
 
 
-def run_answer(session: Session, question: str, *, max_tokens=256, temperature=0.0, seed=None, stream=True,
-               record=False, out=None):
-    """Answer `question`; returns (answer text, Usage, Prompt). Streams pieces to `out` when given."""
-    from longdoc.generate import SamplingParams, Usage
-    from longdoc.cli.common import prefill_progress
+def run_answer(session: CliSession, question: str, *, max_tokens=256, temperature=0.0, seed=None, record=False,
+               out=None, history=()):
+    """Answer `question` (after the conversation's `history`); returns the finished Reply (text, usage, prompt,
+    citations). Streams pieces to `out` when given."""
+    from longdoc.generate import SamplingParams
 
-    prompt = session.prompt(question)
-    session.prepare(prompt)
-    params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, seed=seed, stop=prompt.stop)
-    usage = Usage()
-    pieces = []
-    with prefill_progress("Reading", enabled=not session.quiet and not prompt.prefix_len) as progress:
-        for piece in session.engine.stream(prompt.ids, params, usage=usage, progress=progress, record_selections=record):
-            if not pieces and not piece.strip():
-                continue  # drop the leading whitespace a completion frame's answer starts with
-            if not pieces:
-                piece = piece.lstrip()
-            pieces.append(piece)
+    params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, seed=seed)
+    unframed = not prompting.is_reusable(session.doc.fmt)  # nothing prefilled ahead: show the prompt being read
+    with prefill_progress("Reading", enabled=not session.quiet and unframed) as progress:
+        reply = session.reply(question, params, history=history, cite=record, progress=progress)
+        for piece in reply:
             if out is not None:
                 out.write(piece)
                 out.flush()
-    return "".join(pieces), usage, prompt
+    return reply
 
 
-def citations_for(session: Session, prompt) -> list:
-    from longdoc.qa.citations import sources
-
-    return sources(session.engine.last_selections, session.document, prompt, session.engine.config)
-
-
-def cite_text(session: Session, prompt, found) -> str:
+def cite_text(reply) -> str:
     from longdoc.qa.citations import format_sources
 
-    window = session.engine.config.window
-    if not found and len(prompt.ids) <= window:
-        return (f"Sources: the whole prompt ({len(prompt.ids):,} tokens) fits in the {window:,}-token attention window, "
-                "so every head read all of it; pass a smaller --window to see which parts it chose.")
-    return format_sources(found)
+    found = reply.citations()
+    if not found and reply.fits_window():
+        window = reply.session.engine.config.window
+        return (f"Sources: the whole prompt ({len(reply.prompt.ids):,} tokens) fits in the {window:,}-token attention "
+                "window, so every head read all of it; pass a smaller --window to see which parts it chose.")
+    return format_sources(found or [])
 
 
 @click.command()
@@ -86,24 +76,19 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_str
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max)
     streaming = not (no_stream or as_json)
-    out = sys.stdout
-    text, usage, prompt = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                     out=out if streaming else None, record=cite)
-    found = citations_for(session, prompt) if cite else None
+    reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
+                       out=sys.stdout if streaming else None, record=cite)
     if as_json:
-        obj = {"answer": text, "model": session.engine.name, "format": session.fmt, "sources": session.document.sources,
-               "usage": usage_dict(usage, session.ingest)}
-        if found is not None:
-            obj["citations"] = [{"source": s.label, "share": round(s.share, 4)} for s in found]
+        obj = {"answer": reply.text, "model": session.engine.name, "format": session.doc.fmt,
+               "sources": session.document.sources, "usage": usage_dict(reply.usage, session.ingest)}
+        if cite:
+            obj["citations"] = citation_dicts(reply.citations())
         click.echo(json.dumps(obj, ensure_ascii=False))
     else:
-        if streaming:
-            click.echo("")
-        else:
-            click.echo(text)
-        if found is not None:
-            click.echo("\n" + cite_text(session, prompt, found))
+        click.echo("" if streaming else reply.text)
+        if cite:
+            click.echo("\n" + cite_text(reply))
     if show_usage:
-        click.echo(usage_line(usage, session.ingest), err=True)
+        click.echo(usage_line(reply.usage, session.ingest), err=True)
     sys.stdout.flush()
 

@@ -1,8 +1,8 @@
-"""`longdoc chat PATH...`: several questions about one document; the document is read (or loaded) once.
+"""`longdoc chat PATH...`: a conversation about one document; the document is read (or loaded) once.
 
-Questions come from standard input, one per line, until end of input or `exit`. Each question is answered
-on its own against the document (earlier answers are not fed back: a small model answers better from the
-document than from its own previous turns, and every question then reuses the same stored prefix).
+Questions come from standard input, one per line, until end of input or `exit`. Every question sees the
+earlier questions and answers (they follow the document in the prompt, so the document's prefill, stored or
+pooled, is reused for every turn; only the conversation so far is prefilled again).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from longdoc.cli.ask import answer_options, citations_for, cite_text, run_answer
+from longdoc.cli.ask import answer_options, cite_text, run_answer
 from longdoc.cli.common import handle_errors, model_options, stderr_is_tty
 from longdoc.cli.session import open_session, session_options, usage_line
 
@@ -37,12 +37,12 @@ def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, 
                            max_input_tokens=max_input_tokens, cache_max=cache_max)
     interactive = stderr_is_tty() and sys.stdin.isatty()
     if interactive:
-        session.prepare(session.prompt("?"))  # read the document before the first question is typed
+        session.prepare()  # read the document before the first question is typed
         click.echo(f"{len(session.document.text):,} characters from {', '.join(session.document.sources)}. "
                    "Ask a question (exit or Ctrl-D to end).", err=True)
     out = sys.stdout
     stdin = sys.stdin
-    answered = 0
+    history: list[tuple[str, str]] = []
     while True:
         if interactive:
             click.echo("> ", nl=False, err=True)
@@ -54,13 +54,13 @@ def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, 
             continue
         if question.lower() in EXIT_WORDS:
             break
-        text, usage, prompt = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                         out=out, record=cite)
+        reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed, out=out,
+                           record=cite, history=history)
         click.echo("")
         if cite:
-            click.echo(cite_text(session, prompt, citations_for(session, prompt)))
+            click.echo(cite_text(reply))
         if show_usage:
-            click.echo(usage_line(usage, None if answered else session.ingest), err=True)
-        answered += 1
+            click.echo(usage_line(reply.usage, None if history else session.ingest), err=True)
+        history.append((question, reply.text))
         if not interactive:
             click.echo("")  # a blank line between answers when output is piped

@@ -1,7 +1,7 @@
-"""What every `longdoc` command shares: one-line errors, the model / LongHeads options, building an Engine,
+"""What every `longdoc` command shares: one-line errors, the model / LongHeads options (as EngineSettings),
 and the stderr side of the terminal (progress bars, notes) so stdout stays clean for piping.
 
-    from longdoc.cli.common import handle_errors, model_options, make_engine
+    from longdoc.cli.common import handle_errors, model_options, engine_settings
 
     @click.command()
     @model_options
@@ -69,29 +69,12 @@ def model_options(fn):
     return fn
 
 
-def make_engine(model=None, window=None, chunk_size=None, chunks=None, threads=None, *, max_input_tokens=None):
-    """An Engine for the user's model with the LongHeads knobs they gave (the rest: per-model defaults)."""
-    from longdoc.longheads.config import LongHeadsConfig
-    from longdoc.engine import Engine
-    from longdoc.errors import ConfigError
-    from longdoc.models import load_model
+def engine_settings(model=None, window=None, chunk_size=None, chunks=None, threads=None, *, max_input_tokens=None):
+    """The EngineSettings of the shared model options (resolved by EngineSettings' one window rule)."""
+    from longdoc.settings import EngineSettings
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    lm = load_model(model)
-    base = LongHeadsConfig.for_model(lm.model.config)
-    size = chunk_size or base.chunk_size
-    if window is not None:
-        if window % size:
-            raise ConfigError(f"--window {window} is not a multiple of the chunk size {size}: use "
-                              f"--window {max(size, window // size * size)}.")
-        if chunks is not None and chunks != window // size:
-            raise ConfigError(f"--window {window} disagrees with --chunks {chunks} x --chunk-size {size}: give two of the three.")
-        chunks = window // size
-    config = base.replace(chunk_size=size, chunks=chunks or base.chunks)
-    return Engine(lm, config, threads=threads, max_input_tokens=max_input_tokens)
+    return EngineSettings(model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
+                          max_input_tokens=max_input_tokens)
 
 
 # -- the stderr side --------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_m
     Use the same --model, LongHeads options, --format and --system as the questions that will follow:
     they are part of what identifies a stored ingest.
     """
-    from longdoc.qa import prompting
     from longdoc.errors import ConfigError
 
     if not store:
@@ -28,14 +27,12 @@ def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_m
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=True, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max)
-    prefix = prompting.build_prefix(session.engine.tokenizer, session.document.text, fmt=fmt, system=system)
-    session.prepare(prefix)
-    ing = session.ingest
-    entry = session.store.get(ing.key)
+    ing = session.prepare()
+    entry = session.doc.store.get(ing.key)
     if ing.reused:
         click.echo(f"Already stored: {ing.key[:12]} ({ing.tokens:,} tokens, {human_size(entry.size)})")
     elif entry is None:
-        click.echo(f"Not stored: {ing.tokens:,} tokens exceed the cache size cap ({human_size(session.store.max_bytes)}); "
+        click.echo(f"Not stored: {ing.tokens:,} tokens exceed the cache size cap ({human_size(session.doc.store.max_bytes)}); "
                    "raise it with --cache-max.")
     else:
         click.echo(f"Stored {ing.key[:12]}: {ing.tokens:,} tokens, {human_size(entry.size)}, "

@@ -1,16 +1,17 @@
-"""The path shared by `ask`, `chat`, `show` and `ingest`: documents -> prompt -> stored or prefilled prefix ->
-streamed answer. Commands only parse options and print."""
+"""The CLI side of the document session shared by `ask`, `chat`, `show` and `ingest`: their options, opening a
+`longdoc.qa.session.DocumentSession` from them, and the usage lines. Commands only parse options and print."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import click
 
+from longdoc.cli.common import engine_settings, note, prefill_progress
+from longdoc.documents import load
 from longdoc.qa import prompting
-from longdoc.documents import Document, load
-from longdoc.store import Ingest, Store, ensure_prefix, prefix_key
-from longdoc.cli.common import make_engine, note, prefill_progress
+from longdoc.qa.session import DocumentSession, Ingest
+from longdoc.store import Store
 
 # options every document-reading command takes (besides the model options in common.py)
 password_option = click.option("--password", default=None, help="Password of an encrypted PDF.")
@@ -34,45 +35,52 @@ def session_options(fn):
 
 
 @dataclass
-class Session:
-    """A loaded document and model, ready to answer questions about the document."""
+class CliSession:
+    """A DocumentSession plus what the terminal side needs (quiet, the progress bar for the document)."""
 
-    document: Document
-    engine: object
-    fmt: str
-    system: str | None
-    store: Store | None
+    doc: DocumentSession
     quiet: bool = False
-    ingest: Ingest | None = None
-    notes: list[str] = field(default_factory=list)
 
-    def prompt(self, question: str) -> prompting.Prompt:
-        return prompting.build(self.engine.tokenizer, self.document.text, question, fmt=self.fmt, system=self.system)
+    @property
+    def engine(self):
+        return self.doc.engine
 
-    def prepare(self, prompt: prompting.Prompt, save: bool = True) -> None:
-        """Get the document prefix of `prompt` into the engine: from the store, or prefilled (then stored)."""
-        self.engine.check_length(len(prompt.ids))
-        if not prompt.prefix_len or self.ingest is not None:
-            return
-        key = prefix_key(self.engine, self.document.content_hash(), prompting.format_id(self.fmt, self.system))
-        with prefill_progress("Reading the document", enabled=not self.quiet) as progress:
-            self.ingest = ensure_prefix(self.engine, prompt.prefix_ids, key, self.store, save=save, progress=progress,
-                                        info=self.manifest_info())
-        how = "loaded the stored ingest" if self.ingest.reused else "read"
-        note(f"{how} {self.ingest.tokens:,} document tokens in {self.ingest.seconds:.1f} s", self.quiet)
+    @property
+    def document(self):
+        return self.doc.document
 
-    def manifest_info(self) -> dict:
-        return {"sources": self.document.sources, "chars": len(self.document.text), "format": self.fmt}
+    @property
+    def ingest(self) -> Ingest | None:
+        return self.doc.ingest
+
+    def prepare(self) -> Ingest | None:
+        """Read (or load) the document now, with a progress bar and a note on a terminal."""
+        return self._reading(lambda progress: self.doc.prepare(progress=progress))
+
+    def reply(self, question: str, params, **kw):
+        """`DocumentSession.reply`, showing the document being read (first question only)."""
+        return self._reading(lambda progress: self.doc.reply(question, params, prefix_progress=progress, **kw))
+
+    def _reading(self, start):
+        first = self.doc.ingest is None and prompting.is_reusable(self.doc.fmt)
+        with prefill_progress("Reading the document", enabled=first and not self.quiet) as progress:
+            out = start(progress)
+        if first and self.doc.ingest is not None:
+            ingest = self.doc.ingest
+            how = "loaded the stored ingest" if ingest.reused else "read"
+            note(f"{how} {ingest.tokens:,} document tokens in {ingest.seconds:.1f} s", self.quiet)
+        return out
 
 
 def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None, threads=None, password=None,
                  fmt=prompting.DEFAULT_FORMAT, system=None, store=True, quiet=False, max_input_tokens=None,
-                 cache_max=None) -> Session:
+                 cache_max=None) -> CliSession:
     document = load(list(paths), password=password)
     for path, reason in document.skipped[:20]:
         note(f"skipped {path}: {reason}", quiet)
-    engine = make_engine(model, window, chunk_size, chunks, threads, max_input_tokens=max_input_tokens)
-    return Session(document, engine, fmt, system, Store(max_bytes=cache_max) if store else None, quiet)
+    engine = engine_settings(model, window, chunk_size, chunks, threads, max_input_tokens=max_input_tokens).build()
+    doc = DocumentSession(engine, document, fmt=fmt, system=system, store=Store(max_bytes=cache_max) if store else None)
+    return CliSession(doc, quiet)
 
 
 def usage_line(usage, ingest: Ingest | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from longdoc.cli.ask import answer_options, citations_for, cite_text, run_answer
+from longdoc.cli.ask import answer_options, cite_text, run_answer
 from longdoc.cli.common import handle_errors, model_options
 from longdoc.cli.session import open_session, session_options, usage_line
 
@@ -30,19 +30,19 @@ def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, 
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max)
-    text, usage, prompt = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                                     out=sys.stdout, record=True)
+    reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed, out=sys.stdout,
+                       record=True)
     click.echo("")
     eng = session.engine
     cfg = eng.model.config
-    if len(prompt.ids) <= eng.config.window:
-        click.echo(cite_text(session, prompt, []), err=True)
+    if reply.fits_window():
+        click.echo(cite_text(reply), err=True)
     names = ', '.join(os.path.basename(s) or s for s in session.document.sources)
-    title = f"{names}: {question!r} ({len(prompt.ids):,} tokens, window {eng.config.window})"
-    render(png, eng.last_selections, session.document, prompt, eng.config, cfg.num_hidden_layers,
+    title = f"{names}: {question!r} ({len(reply.prompt.ids):,} tokens, window {eng.config.window})"
+    render(png, reply.selections, session.document, reply.prompt, eng.config, cfg.num_hidden_layers,
            cfg.num_attention_heads, title=title)
     if cite:
-        click.echo("\n" + cite_text(session, prompt, citations_for(session, prompt)))
+        click.echo("\n" + cite_text(reply))
     if show_usage:
-        click.echo(usage_line(usage, session.ingest), err=True)
+        click.echo(usage_line(reply.usage, session.ingest), err=True)
     click.echo(f"Wrote {png}", err=True)

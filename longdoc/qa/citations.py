@@ -101,3 +101,8 @@ def format_sources(found: list[Source]) -> str:
     for s in found:
         lines.append(f"  {s.label:<{width}}  {s.share:6.1%}")
     return "\n".join(lines)
+
+
+def citation_dicts(found: list[Source] | None) -> list[dict]:
+    """Citations as plain data (the CLI's --json, LangChain's response_metadata, LlamaIndex's metadata)."""
+    return [{"source": s.label, "share": round(s.share, 4)} for s in found or []]

@@ -53,9 +53,11 @@ def is_reusable(fmt: str) -> bool:
     return fmt != "chat-sandwich"
 
 
-def build(tokenizer, document: str, question: str, *, fmt: str = DEFAULT_FORMAT, system: str | None = None) -> Prompt:
-    """The prompt for `question` about `document` in format `fmt`."""
-    head, tail, stop = _frame(tokenizer, fmt, question, system)
+def build(tokenizer, document: str, question: str, *, fmt: str = DEFAULT_FORMAT, system: str | None = None,
+          history: list[tuple[str, str]] = ()) -> Prompt:
+    """The prompt for `question` about `document` in format `fmt`. `history`: the earlier (question, answer)
+    turns of a conversation about the same document; they go after the document, so its prefix is unchanged."""
+    head, tail, stop = _frame(tokenizer, fmt, question, system, history)
     return _assemble(tokenizer, head, document, tail, stop, fmt, reusable=is_reusable(fmt))
 
 
@@ -68,29 +70,33 @@ def build_prefix(tokenizer, document: str, *, fmt: str = DEFAULT_FORMAT, system:
     return _assemble(tokenizer, head, document, "", stop, fmt, reusable=True)
 
 
-def _frame(tokenizer, fmt: str, question: str, system: str | None) -> tuple[str, str, list[str]]:
-    """(text before the document, text after it, stop strings)."""
-    q = question.strip()
-    if fmt == "chat":
-        head, tail = _chat(tokenizer, system, _DOC + "\n\n" + q)
-        return head, tail, []
-    if fmt == "chat-sandwich":
-        head, tail = _chat(tokenizer, system, f"{q}\n\n{_DOC}\n\n{q}")
-        return head, tail, []
+def _frame(tokenizer, fmt: str, question: str, system: str | None,
+           history: list[tuple[str, str]] = ()) -> tuple[str, str, list[str]]:
+    """(text before the document, text after it, stop strings). The first question of the conversation takes
+    the document's place in the frame; later ones follow as ordinary turns."""
+    turns = [(q.strip(), a.strip()) for q, a in history] + [(question.strip(), None)]
+    if fmt in ("chat", "chat-sandwich", "doc-chat"):
+        (q1, a1), rest = turns[0], turns[1:]
+        first = {"chat": _DOC + "\n\n" + q1, "chat-sandwich": f"{q1}\n\n{_DOC}\n\n{q1}",
+                 "doc-chat": "Answer using the text above. " + q1}[fmt]
+        messages = [("user", first)] + ([("assistant", a1)] if a1 is not None else [])
+        for q, a in rest:
+            messages += [("user", q)] + ([("assistant", a)] if a is not None else [])
+        head, tail = _chat(tokenizer, system, messages)
+        return ("", "\n\n" + head + tail, []) if fmt == "doc-chat" else (head, tail, [])
     if fmt == "completion":
         head = f"{system.strip()}\n\n" if system else ""
-        return head, f"\n\nQuestion: {q}\nAnswer:", ["\nQuestion:"]
-    if fmt == "doc-chat":
-        before, after = _chat(tokenizer, system, "Answer using the text above. " + q)
-        return "", "\n\n" + before + after, []
+        tail = "".join(f"\n\nQuestion: {q}\nAnswer:" + (f" {a}" if a is not None else "") for q, a in turns)
+        return head, tail, ["\nQuestion:"]
     raise ConfigError(f"Unknown prompt format {fmt!r}: use one of {', '.join(FORMATS)}.")
 
 
-def _chat(tokenizer, system: str | None, content: str) -> tuple[str, str]:
-    """Render the chat template around `content` and split it at the document placeholder (or at the end)."""
+def _chat(tokenizer, system: str | None, turns: list[tuple[str, str]]) -> tuple[str, str]:
+    """Render the chat template around `turns` [(role, content)] and split it at the document placeholder (or
+    at the end)."""
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError("This model's tokenizer has no chat template: use --format completion.")
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": r, "content": c} for r, c in turns]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if _DOC in text:
         head, tail = text.split(_DOC, 1)

@@ -82,10 +82,10 @@ def test_several_inputs_and_stdin(cli_run, tmp_path):
     assert json.loads(result.stdout)["sources"] == [str(tmp_path / "a.md"), "<stdin>"]
 
 
-def test_conflicting_window_options(cli_run, zorbia, store_dir):
+def test_window_not_a_multiple_of_the_chunk_size(cli_run, zorbia, store_dir):
     result = cli_run("ask", zorbia, "Q?", "--window", "100")
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: --window 100 is not a multiple of the chunk size 16")
+    assert result.stderr.startswith("Error: window 100 is not a multiple of the chunk size 16: use window 96")
     assert entries(store_dir) == []
 
 

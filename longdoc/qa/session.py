@@ -1,0 +1,178 @@
+"""DocumentSession: the one document-QA path every interface takes (CLI commands, ChatLongDoc, LongDocLLM,
+WholeDocumentQueryEngine).
+
+    document (longdoc.documents) -> prompt frame (prompting.py) -> stored or pooled document prefix (store.py,
+    the Engine's pool) -> streamed answer -> citations (citations.py)
+
+One frame, one store key, one answer: the same document, question and settings give the same prompt tokens,
+the same stored ingest and, greedy, the same answer byte for byte whichever interface asked.
+
+    session = DocumentSession(engine, load(["report.pdf"]), store=Store())
+    reply = session.reply("What does the report conclude?", SamplingParams(max_new_tokens=128), cite=True)
+    for piece in reply: print(piece, end="")
+    reply.citations()        # [Source("report.pdf p. 4", 0.41), ...]
+
+A conversation passes its earlier turns: `session.reply(q2, history=[(q1, a1)])` (or `Conversation`). They go
+after the document in the frame, so the document's prefill is still reused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from longdoc.documents import Document
+from longdoc.generate import ProgressFn, SamplingParams, Usage
+from longdoc.longheads.layout import Selection
+from longdoc.qa import prompting
+from longdoc.qa.citations import Source, sources
+from longdoc.store import Store, make_key
+
+
+@dataclass
+class Ingest:
+    """How the document prefix of a prompt got into the engine's pool."""
+
+    key: str | None
+    tokens: int
+    reused: bool  # loaded from the store
+    stored: bool  # written to the store by this call
+    seconds: float  # prefill or load time
+
+
+def prefix_key(engine, content_hash: str, format_id: str) -> str:
+    """The store key of a document prefix: its content, the model, the LongHeads settings and the frame."""
+    config = engine.config.to_dict() if engine.config is not None else None
+    return make_key(content_hash, f"{engine.name}|{engine.lm.source}", config, format_id)
+
+
+def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: Store | None, *, save: bool = True,
+                  progress: ProgressFn | None = None, info: dict | None = None) -> Ingest:
+    """Make sure the engine's prefix pool holds `prefix_ids`: load it from the store, or prefill it (and store
+    it when `save`). With no store or key (or LongHeads off), it is only prefilled in memory."""
+    t0 = time.perf_counter()
+    engine.check_length(len(prefix_ids) + 1)  # fail before any work for a document that is too long
+    usable = store is not None and key is not None and engine.config is not None
+    if usable:
+        found = store.load(key, device=engine.lm.device)
+        if found is not None and found[0] == list(prefix_ids):
+            engine.add_prefix(prefix_ids, found[1])
+            return Ingest(key, len(prefix_ids), True, False, time.perf_counter() - t0)
+        if found is not None:  # same key, other tokens (e.g. a changed tokenizer): not ours to use
+            store.remove(key)
+    cache = engine.prefill_prefix(list(prefix_ids), progress=progress)
+    seconds = time.perf_counter() - t0
+    stored = False
+    if usable and save:
+        stored = store.save(key, prefix_ids, cache, {"model": engine.name, "prefill_s": round(seconds, 3),
+                                                     **(info or {})}) is not None
+    return Ingest(key, len(prefix_ids), False, stored, seconds)
+
+
+class DocumentSession:
+    """A document and an engine, ready to answer questions about the document.
+
+    fmt, system: the prompt frame (prompting.FORMATS; docs/prompt_formats.md measured the default) and an
+        optional system line; both are part of the store key. store: where prefilled documents are kept across
+        processes (None: only the engine's in-memory pool).
+    """
+
+    def __init__(self, engine, document: Document, *, fmt: str = prompting.DEFAULT_FORMAT, system: str | None = None,
+                 store: Store | None = None):
+        self.engine, self.document, self.fmt, self.system, self.store = engine, document, fmt, system, store
+        self.ingest: Ingest | None = None
+
+    @property
+    def key(self) -> str:
+        return prefix_key(self.engine, self.document.content_hash(), prompting.format_id(self.fmt, self.system))
+
+    def prompt(self, question: str, history: list[tuple[str, str]] = ()) -> prompting.Prompt:
+        return prompting.build(self.engine.tokenizer, self.document.text, question, fmt=self.fmt, system=self.system,
+                               history=list(history))
+
+    def prepare(self, prompt: prompting.Prompt | None = None, *, save: bool = True,
+                progress: ProgressFn | None = None) -> Ingest | None:
+        """Get the document prefix into the engine: from the store, or prefilled (then stored). Once per session;
+        None for a frame with no reusable prefix."""
+        prompt = prompt or prompting.build_prefix(self.engine.tokenizer, self.document.text, fmt=self.fmt,
+                                                  system=self.system)
+        self.engine.check_length(len(prompt.ids))
+        if prompt.prefix_len and self.ingest is None:
+            self.ingest = ensure_prefix(self.engine, prompt.prefix_ids, self.key, self.store, save=save,
+                                        progress=progress, info=self.manifest_info())
+        return self.ingest
+
+    def manifest_info(self) -> dict:
+        return {"sources": self.document.sources, "chars": len(self.document.text), "format": self.fmt}
+
+    def reply(self, question: str, params: SamplingParams | None = None, *, history: list[tuple[str, str]] = (),
+              cite: bool = False, progress: ProgressFn | None = None, prefix_progress: ProgressFn | None = None,
+              on_complete: Callable[["Reply"], None] | None = None) -> "Reply":
+        """Start answering `question` (after the earlier `history` turns). Iterate the Reply for text pieces.
+
+        The prompt's stop strings are added to params.stop. cite=True records the heads' selections for
+        `Reply.citations()`. Raises TooLongError (before any work) for a prompt over the engine's reach.
+        """
+        prompt = self.prompt(question, history)
+        self.prepare(prompt, progress=prefix_progress)
+        params = params or SamplingParams()
+        params = SamplingParams(**{**params.__dict__, "stop": list(dict.fromkeys([*params.stop, *prompt.stop]))})
+        return Reply(self, prompt, params, [] if cite else None, progress, on_complete)
+
+
+class Reply:
+    """One answer being generated. Iterate for its text pieces (leading whitespace dropped); afterwards `text`,
+    `usage` and `citations()`. Closing it early frees the engine (the prompt's prefill stays pooled)."""
+
+    def __init__(self, session: DocumentSession, prompt: prompting.Prompt, params: SamplingParams,
+                 selections: list[Selection] | None, progress: ProgressFn | None,
+                 on_complete: Callable[["Reply"], None] | None = None):
+        self.session, self.prompt, self.params, self.selections = session, prompt, params, selections
+        self._on_complete = on_complete
+        self.usage = Usage()
+        self.parts: list[str] = []
+        self._pieces = session.engine.stream(prompt.ids, params, prefix_len=prompt.prefix_len, usage=self.usage,
+                                             progress=progress, selections=selections)
+
+    def __iter__(self) -> Iterator[str]:
+        for piece in self._pieces:
+            if not self.parts:
+                piece = piece.lstrip()  # the answer a completion frame starts with a space
+                if not piece:
+                    continue
+            self.parts.append(piece)
+            yield piece
+        if self._on_complete is not None:
+            self._on_complete(self)
+
+    def close(self) -> None:
+        self._pieces.close()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def citations(self, top: int | None = 5) -> list[Source] | None:
+        """The pages / files the heads read most while answering (None unless the reply was started with cite)."""
+        if self.selections is None or self.session.engine.config is None:
+            return None
+        return sources(self.selections, self.session.document, self.prompt, self.session.engine.config, top=top)
+
+    def fits_window(self) -> bool:
+        """The whole prompt fits in one attention window: every head read all of it, so no citation is made."""
+        config = self.session.engine.config
+        return config is not None and len(self.prompt.ids) <= config.window
+
+
+@dataclass
+class Conversation:
+    """A conversation about one document: every question sees the earlier questions and answers (a turn is
+    remembered once its reply has been read to the end)."""
+
+    session: DocumentSession
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+    def reply(self, question: str, params: SamplingParams | None = None, **kw) -> Reply:
+        return self.session.reply(question, params, history=list(self.history),
+                                  on_complete=lambda r: self.history.append((question, r.text)), **kw)
