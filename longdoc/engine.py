@@ -93,14 +93,20 @@ class Engine:
             return logits
 
     def prefill_prefix(self, ids: list[int], progress: ProgressFn | None = None):
-        """Prefill `ids` (e.g. a document) as a reusable prefix into a cache kept in the pool; returns the cache."""
+        """Prefill `ids` (e.g. a document) as a reusable prefix into a cache kept in the pool.
+        Returns (the cache, how many of the ids were reused from the pool rather than prefilled)."""
         self.check_length(len(ids))
         with self._lock:
             cache, reused = self._take(ids, len(ids), limit=len(ids))
             if reused < len(ids):
                 self._prefill_ids(cache, ids[reused:], exact_from=len(ids), progress=progress)
             self._keep(entry_for(self.config, ids, cache, len(ids)))
-            return cache
+            return cache, reused
+
+    def holds_prefix(self, ids: list[int]) -> bool:
+        """Whether the pool can reuse all of the prefix `ids` (so nothing needs loading or prefilling)."""
+        with self._lock:
+            return any(reusable_length(self.config, e, ids, len(ids), len(ids)) == len(ids) for e in self._pool)
 
     def add_prefix(self, ids: list[int], cache) -> None:
         """Put an externally restored cache of the prefix `ids` (e.g. a stored ingest) into the pool."""

@@ -1,5 +1,7 @@
-"""Helpers shared by the LangChain and LlamaIndex classes: message conversion, sampling settings, and the
-thread-to-asyncio bridge that makes streaming async without blocking the event loop.
+"""What the LangChain and LlamaIndex classes share: the engine fields (one list, turned into
+`longdoc.settings.EngineSettings`), the document-session call (a conversation of (role, text) turns about one
+document), message conversion, sampling settings, and the thread-to-asyncio bridge that makes streaming async
+without blocking the event loop.
 """
 
 from __future__ import annotations
@@ -8,14 +10,91 @@ import asyncio
 import threading
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterable, Iterator, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
 if TYPE_CHECKING:
+    from longdoc.documents import Document
     from longdoc.generate import SamplingParams, Usage
+    from longdoc.qa.session import Reply
+    from longdoc.settings import EngineSettings
 
 T = TypeVar("T")
 
 # roles a chat template knows, from the names LangChain and LlamaIndex use
 _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assistant", "chatbot": "assistant",
           "model": "assistant", "system": "system", "developer": "system", "tool": "tool", "function": "tool"}
+
+
+class EngineFields(BaseModel):
+    """The engine settings every model class takes (the fields of `longdoc.settings.EngineSettings`; a test
+    keeps the two lists equal). Objects with equal settings share one Engine per process."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+
+    model: str | None = Field(default=None, description="None: the embedded SmolLM2-135M-Instruct; else a local "
+                                                        "Hugging Face folder or a .gguf file")
+    chunk_size: int | None = Field(default=None, description="LongHeads chunk size l in tokens (None: per model)")
+    chunks: int | None = Field(default=None, description="LongHeads chunks per head K (None: per model)")
+    window: int | None = Field(default=None, description="attention window chunk_size x chunks (any two of three)")
+    longheads: bool = Field(default=True, description="False: plain full attention (up to the trained length)")
+    threads: int | None = Field(default=None, description="torch CPU threads (None: leave torch's setting)")
+    dtype: str | None = Field(default=None, description="float32, bfloat16... (None: fp32 on CPU, bf16 on CUDA)")
+    device: str | None = Field(default=None, description="cpu or cuda (None: cuda when available)")
+    max_input_tokens: int | None = Field(default=None, description="refuse longer prompts (None: the reach)")
+    prefix_slots: int = Field(default=2, description="prefilled prompts the engine keeps for reuse")
+
+    def engine_settings(self) -> "EngineSettings":
+        from longdoc.settings import EngineSettings
+
+        return EngineSettings(**{name: getattr(self, name) for name in EngineSettings.names()})
+
+
+def as_document(source=None, *, text: str | None = None, password: str | None = None) -> "Document":
+    """A longdoc Document: `source` a Document, or a path / paths for longdoc's loaders; or `text` itself."""
+    from longdoc.documents import Document, Span, load
+    from longdoc.errors import InputError
+
+    if text is not None:
+        return Document(text, [Span(0, len(text), "<text>", None, None, 1)], ["<text>"])
+    if source is None:
+        raise InputError("no document given: pass a path, a list of paths, a longdoc Document, or text=...")
+    return source if isinstance(source, Document) else load(source, password=password)
+
+
+def conversation(turns: list[tuple[str, str]]) -> tuple[str | None, list[tuple[str, str]], str]:
+    """(system line, earlier (question, answer) turns, question) of chat turns [(role, text)] for a document
+    session. System turns join into the system line; consecutive turns of one role join; the last turn must be
+    the user's question."""
+    from longdoc.errors import InputError
+
+    system = "\n\n".join(t for r, t in turns if r == "system" and t.strip()) or None
+    merged: list[list[str]] = []
+    for role, text in turns:
+        if role == "system":
+            continue
+        if role not in ("user", "assistant"):
+            raise InputError(f"a document conversation has user and assistant turns; this one has a {role!r} turn.")
+        if merged and merged[-1][0] == role:
+            merged[-1][1] += "\n\n" + text
+        else:
+            merged.append([role, text])
+    if not merged or merged[-1][0] != "user":
+        raise InputError("a question about the document must end with the user's turn.")
+    if merged[0][0] == "assistant":
+        merged.insert(0, ["user", ""])
+    history = [(merged[i][1], merged[i + 1][1]) for i in range(0, len(merged) - 1, 2)]
+    return system, history, merged[-1][1]
+
+
+def document_reply(engine, document: "Document", turns: list[tuple[str, str]], params: "SamplingParams", *,
+                   fmt: str, store: bool, cite: bool, usage: "Usage | None" = None) -> "Reply":
+    """Start the DocumentSession reply to a conversation about `document` (the path the CLI takes too)."""
+    from longdoc.qa.session import DocumentSession
+    from longdoc.store import Store
+
+    system, history, question = conversation(turns)
+    session = DocumentSession(engine, document, fmt=fmt, system=system, store=Store() if store else None)
+    return session.reply(question, params, history=history, cite=cite, usage=usage, charge_prefix=True)
 
 
 def chat_role(role: str) -> str:

@@ -39,6 +39,8 @@ class Ingest:
     reused: bool  # loaded from the store
     stored: bool  # written to the store by this call
     seconds: float  # prefill or load time
+    pooled: bool = False  # already in the engine's pool: nothing was loaded or prefilled
+    prefilled: int = 0  # tokens this call prefilled (the rest came from the store or the pool)
 
 
 def prefix_key(engine, content_hash: str, format_id: str) -> str:
@@ -53,6 +55,8 @@ def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: Store |
     it when `save`). With no store or key (or LongHeads off), it is only prefilled in memory."""
     t0 = time.perf_counter()
     engine.check_length(len(prefix_ids) + 1)  # fail before any work for a document that is too long
+    if engine.holds_prefix(prefix_ids):  # an earlier question's prefill is still pooled
+        return Ingest(key, len(prefix_ids), False, False, time.perf_counter() - t0, pooled=True)
     usable = store is not None and key is not None and engine.config is not None
     if usable:
         found = store.load(key, device=engine.lm.device)
@@ -61,13 +65,13 @@ def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: Store |
             return Ingest(key, len(prefix_ids), True, False, time.perf_counter() - t0)
         if found is not None:  # same key, other tokens (e.g. a changed tokenizer): not ours to use
             store.remove(key)
-    cache = engine.prefill_prefix(list(prefix_ids), progress=progress)
+    cache, reused = engine.prefill_prefix(list(prefix_ids), progress=progress)
     seconds = time.perf_counter() - t0
     stored = False
     if usable and save:
         stored = store.save(key, prefix_ids, cache, {"model": engine.name, "prefill_s": round(seconds, 3),
                                                      **(info or {})}) is not None
-    return Ingest(key, len(prefix_ids), False, stored, seconds)
+    return Ingest(key, len(prefix_ids), False, stored, seconds, prefilled=len(prefix_ids) - reused)
 
 
 class DocumentSession:
@@ -108,17 +112,23 @@ class DocumentSession:
 
     def reply(self, question: str, params: SamplingParams | None = None, *, history: list[tuple[str, str]] = (),
               cite: bool = False, progress: ProgressFn | None = None, prefix_progress: ProgressFn | None = None,
-              on_complete: Callable[["Reply"], None] | None = None) -> "Reply":
+              on_complete: Callable[["Reply"], None] | None = None, usage: Usage | None = None,
+              charge_prefix: bool = False) -> "Reply":
         """Start answering `question` (after the earlier `history` turns). Iterate the Reply for text pieces.
 
         The prompt's stop strings are added to params.stop. cite=True records the heads' selections for
-        `Reply.citations()`. Raises TooLongError (before any work) for a prompt over the engine's reach.
+        `Reply.citations()`. charge_prefix=True counts a document prefilled for this reply in its usage (as
+        prompt tokens not read from a cache, and in prefill_s) rather than apart in `session.ingest`.
+        Raises TooLongError (before any work) for a prompt over the engine's reach.
         """
         prompt = self.prompt(question, history)
+        before = self.ingest
         self.prepare(prompt, progress=prefix_progress)
+        made = self.ingest if self.ingest is not before else None
+        prefilled = made if (charge_prefix and made is not None and made.prefilled) else None
         params = params or SamplingParams()
         params = SamplingParams(**{**params.__dict__, "stop": list(dict.fromkeys([*params.stop, *prompt.stop]))})
-        return Reply(self, prompt, params, [] if cite else None, progress, on_complete)
+        return Reply(self, prompt, params, [] if cite else None, progress, on_complete, usage, prefilled)
 
 
 class Reply:
@@ -127,10 +137,12 @@ class Reply:
 
     def __init__(self, session: DocumentSession, prompt: prompting.Prompt, params: SamplingParams,
                  selections: list[Selection] | None, progress: ProgressFn | None,
-                 on_complete: Callable[["Reply"], None] | None = None):
+                 on_complete: Callable[["Reply"], None] | None = None, usage: Usage | None = None,
+                 prefilled: Ingest | None = None):
         self.session, self.prompt, self.params, self.selections = session, prompt, params, selections
         self._on_complete = on_complete
-        self.usage = Usage()
+        self._prefilled = prefilled
+        self.usage = usage if usage is not None else Usage()
         self.parts: list[str] = []
         self._pieces = session.engine.stream(prompt.ids, params, prefix_len=prompt.prefix_len, usage=self.usage,
                                              progress=progress, selections=selections)
@@ -143,6 +155,9 @@ class Reply:
                     continue
             self.parts.append(piece)
             yield piece
+        if self._prefilled is not None:  # the document was prefilled for this reply: not read from a cache
+            self.usage.cached_tokens = max(0, self.usage.cached_tokens - self._prefilled.prefilled)
+            self.usage.prefill_s += self._prefilled.seconds
         if self._on_complete is not None:
             self._on_complete(self)
 

@@ -167,25 +167,39 @@ def test_temperature_seed_top_p(chat):
 
 # -- prefix reuse --------------------------------------------------------------------------------------------
 def test_second_question_reuses_the_document(tiny_params, long_text):
-    chat = ChatLongDoc(**tiny_params, max_tokens=4)
+    chat = ChatLongDoc(**tiny_params, max_tokens=4).with_document(text=long_text)
     chat.engine.clear_prefixes()
-    first = chat.invoke(chat.document_messages(long_text, "Which colour is item 7?"))
-    second = chat.invoke(chat.document_messages(long_text, "How many boxes are green?"))
-    doc_tokens = len(chat.engine.chat_ids([{"role": "system", "content": long_text}], add_generation_prompt=False))
+    first = chat.invoke("Which colour is item 7?")
+    second = chat.invoke("How many boxes are green?")
+    doc_tokens = len(chat.engine.encode(long_text))
     assert first.usage_metadata["input_token_details"]["cache_read"] == 0
     cached = second.usage_metadata["input_token_details"]["cache_read"]
-    assert doc_tokens - 16 <= cached < second.usage_metadata["input_tokens"]  # all but < one chunk of the doc
+    assert doc_tokens - 16 <= cached < second.usage_metadata["input_tokens"]  # the document (to a chunk), not the question
+    assert second.usage_metadata["input_tokens"] == len(chat.prompt_ids([HumanMessage("How many boxes are green?")]))
+
+
+def test_a_conversation_about_the_document_sees_earlier_turns_and_reuses_the_document(tiny_params, long_text):
+    from langchain_core.messages import AIMessage
+
+    chat = ChatLongDoc(**tiny_params, max_tokens=4).with_document(text=long_text)
+    chat.engine.clear_prefixes()
+    first = chat.invoke("Which colour is item 7?")
+    turns = [HumanMessage("Which colour is item 7?"), AIMessage(first.content), HumanMessage("And item 8?")]
+    follow_up = chat.invoke(turns)
+    text = chat.engine.tokenizer.decode(chat.prompt_ids(turns))
+    assert "Which colour is item 7?" in text and first.content.strip() in text and text.count(long_text[:40]) == 1
+    assert follow_up.usage_metadata["input_token_details"]["cache_read"] >= len(chat.engine.encode(long_text)) - 16
 
 
 def test_ingest_goes_through_the_store(tiny_params, long_text):
     chat = ChatLongDoc(**tiny_params, max_tokens=4)
     chat.engine.clear_prefixes()
-    assert chat.ingest(long_text).reused is False
+    assert chat.ingest(text=long_text).reused is False
     chat.engine.clear_prefixes()  # a new process: only the disk store has it
-    again = chat.ingest(long_text)
+    again = chat.ingest(text=long_text)
     assert again.reused is True
-    msg = chat.invoke(chat.document_messages(long_text, "Which colour is item 7?"))
-    assert msg.usage_metadata["input_token_details"]["cache_read"] >= again.tokens - 16
+    msg = chat.with_document(text=long_text).invoke("Which colour is item 7?")
+    assert msg.usage_metadata["input_token_details"]["cache_read"] == again.tokens
 
 
 # -- limits, tokens, identity --------------------------------------------------------------------------------

@@ -78,10 +78,10 @@ class TestChatLongDocIntegration(ChatModelIntegrationTests):
 
     def invoke_with_cache_read_input(self, *, stream: bool = False):
         """The same document asked twice: the second call reads the prefilled document from the prefix pool."""
-        model = ChatLongDoc(**self.chat_model_params)
         doc = " ".join(f"Note {i}: the valve in room {i} is checked weekly." for i in range(40))
-        model.invoke(model.document_messages(doc, "Which room is note 3 about?"))
-        messages = model.document_messages(doc, "Which room is note 7 about?")
+        model = ChatLongDoc(**self.chat_model_params).with_document(text=doc)
+        model.invoke("Which room is note 3 about?")
+        messages = "Which room is note 7 about?"
         if not stream:
             return model.invoke(messages)
         full = None

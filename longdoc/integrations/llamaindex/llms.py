@@ -1,21 +1,7 @@
-"""LlamaIndex classes: `LongDocLLM` (a CustomLLM), `WholeDocumentQueryEngine`, `LongDocReader`, `use_longdoc`.
-
-Instead of an index that splits, embeds and retrieves, the query engine sends the whole document to the model
-in one call; LongHeads attention reads all of it. A second question reuses the prefilled document (the document
-is the first turn of the prompt, the question comes after it).
-
-    from longdoc.integrations.llamaindex import LongDocReader, WholeDocumentQueryEngine
-    docs = LongDocReader().load_data("report.pdf")
-    engine = WholeDocumentQueryEngine.from_documents(docs)      # the embedded model; or llm=LongDocLLM(model=...)
-    print(engine.query("Which section talks about pricing?"))
-
-SummaryIndex users: call `use_longdoc(llm)` before building the index, so LlamaIndex's prompt helper packs the
-whole document into one prompt instead of splitting it at the 3,900-token default (see docs/integrations.md).
-"""
+"""`LongDocLLM`: a local LLaMA-family model with LongHeads attention, as a LlamaIndex CustomLLM."""
 
 from __future__ import annotations
 
-import os
 from contextlib import closing
 from typing import Any, Iterator, Sequence
 
@@ -30,21 +16,25 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.base.response.schema import Response
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
-from llama_index.core.query_engine import CustomQueryEngine
-from llama_index.core.readers.base import BaseReader
-from llama_index.core.schema import Document, NodeWithScore
 
-from longdoc.integrations._engines import shared_engine
-from longdoc.integrations._shared import aiter_in_thread, block_text, chat_role, sampling, source_pieces, until_stop, usage_dict
+from longdoc.integrations._shared import (
+    EngineFields,
+    aiter_in_thread,
+    block_text,
+    chat_role,
+    sampling,
+    until_stop,
+    usage_dict,
+)
+from longdoc.settings import shared_engine
 
-__all__ = ["LongDocLLM", "WholeDocumentQueryEngine", "LongDocReader", "use_longdoc"]
+__all__ = ["LongDocLLM"]
 
 
-class LongDocLLM(CustomLLM):
+class LongDocLLM(EngineFields, CustomLLM):
     """A local LLaMA-family model with LongHeads attention, as a LlamaIndex LLM.
 
     `metadata.context_window` is the real reach (LongHeads, bounded by memory), so LlamaIndex packs whole
@@ -53,14 +43,6 @@ class LongDocLLM(CustomLLM):
     (or a `completion_to_prompt` you set) sends it as is.
     """
 
-    model: str | None = Field(default=None, description="None: embedded SmolLM2; else a HF folder or .gguf file")
-    chunk_size: int | None = Field(default=None, description="LongHeads chunk size (tokens)")
-    chunks: int | None = Field(default=None, description="LongHeads chunks per head")
-    window: int | None = Field(default=None, description="chunk_size x chunks")
-    longheads: bool = Field(default=True, description="False: plain full attention")
-    max_input_tokens: int | None = Field(default=None, description="None: the engine's reach")
-    prefix_slots: int = Field(default=2, description="prefilled prompts kept for reuse")
-    threads: int | None = Field(default=None, description="torch CPU threads")
     max_tokens: int = Field(default=256, description="most tokens to generate")
     temperature: float = Field(default=0.0, description="0: greedy")
     top_p: float = Field(default=1.0)
@@ -71,10 +53,7 @@ class LongDocLLM(CustomLLM):
 
     def __init__(self, engine=None, **kwargs: Any):
         super().__init__(**kwargs)
-        self._engine = engine or shared_engine(
-            self.model, chunk_size=self.chunk_size, chunks=self.chunks, window=self.window,
-            longheads=self.longheads, max_input_tokens=self.max_input_tokens, prefix_slots=self.prefix_slots,
-            threads=self.threads)
+        self._engine = engine or shared_engine(self.engine_settings())
 
     @classmethod
     def class_name(cls) -> str:
@@ -213,91 +192,3 @@ def _content(m: ChatMessage):
 def _chat_response(text: str, delta: str | None, usage: dict | None) -> ChatResponse:
     message = ChatMessage(role=MessageRole.ASSISTANT, content=text)
     return ChatResponse(message=message, delta=delta, raw=usage, additional_kwargs={"usage": usage} if usage else {})
-
-
-# -- whole-document query engine -------------------------------------------------------------------------------
-DEFAULT_SYSTEM = "Answer the question about the document below. Be brief and exact."
-
-
-class WholeDocumentQueryEngine(CustomQueryEngine):
-    """Sends every document, whole, to the LLM in one call with the question: no splitting, no retrieval.
-
-    The documents form the system turn (headed by file name and page label when they have them) and the question
-    the user turn, so a second question reuses the prefilled documents. The response's `source_nodes` are the
-    documents; `metadata["usage"]` has the token counts (`cached_tokens`: prompt tokens reused).
-    """
-
-    llm: Any = Field(description="a LongDocLLM (any LlamaIndex LLM works, but only a long-context one reads it all)")
-    documents: list[Document] = Field(default_factory=list)
-    system_prompt: str = Field(default=DEFAULT_SYSTEM)
-
-    @classmethod
-    def from_documents(cls, documents: Sequence[Document], llm=None, **kwargs) -> "WholeDocumentQueryEngine":
-        return cls(llm=llm or LongDocLLM(), documents=list(documents), **kwargs)
-
-    def document_text(self) -> str:
-        parts = []
-        for d in self.documents:
-            head = " ".join(str(x) for x in (d.metadata.get("file_name"),
-                                             _page_tag(d.metadata.get("page_label"))) if x)
-            parts.append(f"[{head}]\n{d.text}" if head else d.text)
-        return "\n\n".join(parts)
-
-    def messages(self, question: str) -> list[ChatMessage]:
-        return [ChatMessage(role=MessageRole.SYSTEM, content=f"{self.system_prompt}\n\n{self.document_text()}"),
-                ChatMessage(role=MessageRole.USER, content=question)]
-
-    def custom_query(self, query_str: str) -> Response:
-        reply = self.llm.chat(self.messages(query_str))
-        return self._response(reply)
-
-    async def acustom_query(self, query_str: str) -> Response:
-        reply = await self.llm.achat(self.messages(query_str))
-        return self._response(reply)
-
-    def _response(self, reply: ChatResponse) -> Response:
-        return Response(response=reply.message.content or "",
-                        source_nodes=[NodeWithScore(node=d, score=None) for d in self.documents],
-                        metadata={"usage": reply.raw})
-
-
-def _page_tag(label) -> str | None:
-    return f"p. {label}" if label else None
-
-
-# -- reader ----------------------------------------------------------------------------------------------------
-class LongDocReader(BaseReader):
-    """LlamaIndex documents from longdoc's loaders: one per PDF page (`file_name`, `file_path`, `page_label`,
-    as LlamaIndex's own PDF reader names them) and one per text file."""
-
-    def lazy_load_data(self, paths, password: str | None = None, **_: Any) -> Iterator[Document]:
-        from longdoc.documents import load
-
-        paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-        doc = load([os.fspath(p) for p in paths], password=password)
-        for source, page, label, text in source_pieces(doc):
-            meta = {"file_name": os.path.basename(source), "file_path": source}
-            if page is not None:
-                meta["page_label"] = label
-            yield Document(text=text, metadata=meta)
-
-
-# -- SummaryIndex recipe ---------------------------------------------------------------------------------------
-def use_longdoc(llm: LongDocLLM | None = None) -> LongDocLLM:
-    """Make `llm` LlamaIndex's default and rebuild what LlamaIndex derived from the previous default.
-
-    `Settings.prompt_helper` is built once, from whichever LLM was the default then, and keeps its context
-    window (3,900 tokens for the default): left alone, a SummaryIndex would still cut a long document into
-    3,900-token pieces and call the model once per piece. This resets it (and the tokenizer used to count
-    tokens) from `llm`, so `SummaryIndex(...).as_query_engine(response_mode="compact")` sends the whole
-    document in one call.
-    """
-    from llama_index.core import Settings
-    from llama_index.core.indices.prompt_helper import ChatPromptHelper, PromptHelper
-
-    llm = llm or LongDocLLM()
-    Settings.llm = llm
-    Settings.tokenizer = llm.engine.encode
-    Settings.prompt_helper = PromptHelper.from_llm_metadata(llm.metadata, tokenizer=llm.engine.encode)
-    Settings.chat_prompt_helper = ChatPromptHelper.from_llm_metadata(llm.metadata, tokenizer=llm.engine.encode)
-    return llm
