@@ -6,21 +6,30 @@ No test downloads anything: the tokenizer comes from the GGUF shipped in the `ll
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from tiny_models import make_tiny_llama  # noqa: E402  (re-exported for tests)
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+_DOCS = str(Path(__file__).parent / "documents")  # pdf_fixtures (real PDFs made with reportlab), for every folder
+if _DOCS not in sys.path:
+    sys.path.insert(0, _DOCS)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """Model conversions go to one session folder; document stores to a per-session folder."""
-    if "LONGDOC_CACHE_DIR" not in os.environ:
-        os.environ["LONGDOC_CACHE_DIR"] = str(tmp_path_factory.mktemp("longdoc-cache"))
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    """Model conversions go to one session folder (unless LONGDOC_CACHE_DIR is set); the environment and
+    torch's thread count are put back afterwards."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        if "LONGDOC_CACHE_DIR" not in os.environ:
+            mp.setenv("LONGDOC_CACHE_DIR", str(tmp_path_factory.mktemp("longdoc-cache")))
+        torch.set_num_threads(min(2, threads))
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +51,8 @@ def tokenizer(embedded_folder):
 def tiny_model_dir(tmp_path_factory, tokenizer):
     """A saved tiny GQA Llama (vocab of the real tokenizer, trained length 256) with the real tokenizer:
     loadable by `longdoc.models.load_model(path)` / `Engine(path, LongHeadsConfig(chunk_size=16, chunks=4))`."""
+    from tiny_models import make_tiny_llama
+
     path = tmp_path_factory.mktemp("tiny-llama")
     model = make_tiny_llama(n_heads=4, n_kv_heads=2, layers=2, vocab=len(tokenizer))
     model.save_pretrained(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import ask_json, entries
+from cli_helpers import ask_json, entries
 
 
 def test_ask_streams_an_answer_and_stores_the_document(cli_run, zorbia, store_dir):
@@ -123,13 +123,20 @@ def test_ingest_then_ask_reuses(cli_run, zorbia, store_dir):
     assert ask_json(cli_run, zorbia, "Q?")["usage"]["ingest"]["reused"] is True
 
 
-def test_chat_answers_each_line_until_exit(cli_run, zorbia, store_dir):
-    result = cli_run("chat", zorbia, "--max-tokens", "3", "-u", input="First question?\n\nSecond one?\nexit\nnever asked\n")
+def test_chat_answers_each_line_until_exit_and_keeps_the_conversation(cli_run, zorbia, store_dir):
+    import re
+
+    result = cli_run("chat", zorbia, "--max-tokens", "3", "-u", input="First question?\n\nSecond?\nexit\nnever asked\n")
     assert result.exit_code == 0, result.output
     answers = [a for a in result.stdout.split("\n\n") if a.strip()]
     assert len(answers) == 2
     usage = result.stderr.splitlines()
     assert len(usage) == 2 and "document" in usage[0] and "document" not in usage[1]
+    document = int(re.search(r"document ([\d,]+) tokens", usage[0]).group(1).replace(",", ""))
+    (p1, new1), (p2, new2) = [map(lambda x: int(x.replace(",", "")), re.search(r"prompt ([\d,]+) tokens \(([\d,]+) new\)", u).groups())
+                              for u in usage]
+    assert p2 > p1  # a shorter question, a longer prompt: the first turn (question and answer) is in it
+    assert new2 < p2 - document + 16  # ...while the document's prefill is reused (to a chunk)
     assert len(entries(store_dir)) == 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import entries
+from cli_helpers import entries
 from pdf_fixtures import make_encrypted_pdf, make_image_pdf, make_truncated_pdf, zorbia_pages
 
 

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import entries, report_pages
+from cli_helpers import entries, report_pages
 from pdf_fixtures import make_pdf
 
 pytestmark = pytest.mark.real_model

@@ -53,3 +53,13 @@ def test_completion_frame_ends_with_answer_and_stops_at_the_next_question(tokeni
 def test_unknown_format(tokenizer):
     with pytest.raises(ConfigError, match="Unknown prompt format"):
         prompting.build(tokenizer, DOC, "Q?", fmt="nope")
+
+
+@pytest.mark.parametrize("fmt", [f for f in prompting.FORMATS if prompting.is_reusable(f)])
+def test_earlier_turns_follow_the_document_and_keep_its_prefix(tokenizer, fmt):
+    first = prompting.build(tokenizer, DOC, "Where is Quillton?", fmt=fmt)
+    follow = prompting.build(tokenizer, DOC, "And its river?", fmt=fmt, history=[("Where is Quillton?", "In Zorbia.")])
+    assert follow.prefix_ids == first.prefix_ids and follow.prefix_len == first.prefix_len
+    tail = tokenizer.decode(follow.ids[follow.prefix_len :])
+    assert tail.index("Where is Quillton?") < tail.index("In Zorbia.") < tail.index("And its river?")
+    assert tokenizer.decode(follow.ids).count("Quillton.") == 1  # the document once
