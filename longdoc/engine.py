@@ -84,11 +84,12 @@ class Engine:
         text = "".join(self.stream(prompt_ids, params, usage=usage, **kw))
         return text, usage
 
-    def logits(self, prompt_ids: list[int], *, prefix_len: int = 0) -> torch.Tensor:
-        """The next-token logits (1, vocab) after `prompt_ids`, through the prefix pool as `stream` does."""
+    def logits(self, prompt_ids: list[int], *, prefix_len: int = 0, usage: Usage | None = None) -> torch.Tensor:
+        """The next-token logits (1, vocab) after `prompt_ids`, through the prefix pool as `stream` does (usage:
+        prompt and reused token counts)."""
         self.check_length(len(prompt_ids))
         with self._lock:
-            cache, logits = self._prefill(prompt_ids, prefix_len, Usage(), None, None)
+            cache, logits = self._prefill(prompt_ids, prefix_len, usage if usage is not None else Usage(), None, None)
             self._keep(entry_for(self.config, prompt_ids, cache, prefix_len))
             return logits
 
