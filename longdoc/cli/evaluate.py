@@ -173,28 +173,11 @@ def _print_trial(task):
     return show
 
 
-def _pivot_table(title: str, records: list[dict], cell, methods: list[str], row_key=("length",)):
-    """Rows = lengths (or length x depth), one column per method: a side-by-side comparison."""
-    from rich.markup import escape
-    from rich.table import Table
+def _print_table(results, records) -> None:
+    """The run's table on stdout: the same table model the README's Markdown comes from (eval/tables.py)."""
+    from longdoc.eval.tables import table, to_rich
 
-    table = Table(title=escape(title))
-    for k in row_key:
-        table.add_column(k, justify="right")
-    for m in methods:
-        table.add_column(escape(m), justify="right")
-    rows: dict[tuple, dict] = {}
-    for r in records:
-        rows.setdefault(tuple(r.get(k) for k in row_key), {})[r["method"]] = r
-    for key, by_method in rows.items():
-        table.add_row(*[str(k) for k in key], *[cell(by_method[m]) if m in by_method else "" for m in methods])
-    return table
-
-
-def _retrieval_cell(r):
-    from longdoc.eval.report import retrieval_cell
-
-    return retrieval_cell(r, labelled=True)
+    _out().print(to_rich(table({**results.data, "results": records})))
 
 
 def _done(results, png_note=None):
@@ -225,8 +208,7 @@ def passkey(trials, max_new_tokens, **kw):
     cells = passkey_cells(s.lm.tokenizer, s.lengths, trials, kw["seed"])
     records = run_cells(s.lm, s.methods, cells, s.results, seed=kw["seed"], common=s.common,
                         max_full_length=s.max_full, max_new_tokens=max_new_tokens, on_trial=_print_trial("passkey"))
-    _out().print(_pivot_table(f"passkey retrieval — {s.lm.name}: correct/trials, mean key log-prob, mean hit rate",
-                                 records, _retrieval_cell, [m.label for m in s.methods]))
+    _print_table(s.results, records)
     png = None
     if kw["png"]:
         from longdoc.eval.plots import retrieval_plot
@@ -263,8 +245,7 @@ def needle(depths, trials, distractor, haystack, max_new_tokens, **kw):
     cells = needle_cells(hay, s.lengths, depths, trials, kw["seed"], distractor=distractor)
     records = run_cells(s.lm, s.methods, cells, s.results, seed=kw["seed"], common=s.common,
                         max_full_length=s.max_full, max_new_tokens=max_new_tokens, on_trial=_print_trial("needle"))
-    _out().print(_pivot_table(f"{task} — {s.lm.name}: correct/trials over all depths", _over_depths(records),
-                                 _retrieval_cell, [m.label for m in s.methods]))
+    _print_table(s.results, records)
     png = None
     if kw["png"]:
         from longdoc.eval.plots import needle_heatmaps
@@ -275,29 +256,6 @@ def needle(depths, trials, distractor, haystack, max_new_tokens, **kw):
                               f"{task}: hit rate, {s.lm.name}")
         png = ", ".join(str(x) for x in (acc, hit) if x)
     _done(s.results, png)
-
-
-def _over_depths(records):
-    """Needle records pooled over depths, for the summary table."""
-    out: dict[tuple, dict] = {}
-    for r in records:
-        o = out.setdefault((r["method"], r["length"]), {"method": r["method"], "length": r["length"], "trials": 0,
-                                                        "correct": 0, "_lp": [], "_hit": [], "distracted": 0})
-        if r.get("skipped"):
-            o["skipped"] = r["skipped"]
-            continue
-        o["trials"] += r["trials"]
-        o["correct"] += r["correct"]
-        o["_lp"].append(r["key_logprob"] * r["trials"])
-        if r.get("hit_rate") is not None:
-            o["_hit"].append(r["hit_rate"] * r["trials"])
-        o["distracted"] += r.get("distracted", 0)
-    for o in out.values():
-        n = o["trials"] or 1
-        o["key_logprob"] = sum(o.pop("_lp")) / n
-        hits = o.pop("_hit")
-        o["hit_rate"] = sum(hits) / n if hits else None
-    return list(out.values())
 
 
 @eval_group.command()
@@ -324,12 +282,7 @@ def ppl(text_spec, tail, samples, **kw):
         raise InputError(f"--tail {tail} must be between 1 and the shortest length {min(s.lengths)}.")
     records = run_ppl(s.lm, s.methods, ids, s.lengths, s.results, tail=tail, samples=samples, common=s.common,
                       max_full_length=s.max_full, on_trial=_print_trial("ppl"))
-
-    def cell(r):
-        return "skipped" if r.get("skipped") else f"{r['ppl']:.3f}"
-
-    _out().print(_pivot_table(f"perplexity of the last {tail} tokens — {s.lm.name} on {name}", records, cell,
-                                 [m.label for m in s.methods]))
+    _print_table(s.results, records)
     png = None
     if kw["png"]:
         from longdoc.eval.plots import ppl_plot
@@ -400,34 +353,10 @@ def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
                         threads=kw["threads"], common=s.common, max_full_length=s.max_full, shape=shape,
                         device=device, attn=attn, llama_cpp_gguf=gguf, timeout=timeout, on_trial=show)
 
-    _out().print(_bench_table(f"bench — {s.results.data['model']}", records))
+    _print_table(s.results, records)
     png = None
     if kw["png"]:
         from longdoc.eval.plots import bench_plot
 
         png = bench_plot(records, kw["png"], f"speed and memory, {s.results.data['model']}")
     _done(s.results, png)
-
-
-def _bench_table(title, records):
-    """One row per length x method; speedups are the baseline's time over the method's (> 1: faster)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=escape(title))
-    for col in ("length", "method", "prefill s", "decode ms/tok", "peak MiB", "prefill x full", "decode x full",
-                "prefill x window", "decode x window"):
-        table.add_column(col, justify="right")
-
-    def num(r, k, fmt, scale=1.0):
-        return format(r[k] * scale, fmt) if r.get(k) is not None else ""
-
-    for r in records:
-        if r.get("skipped") or r.get("error"):
-            table.add_row(str(r["length"]), escape(r["method"]), escape(r.get("skipped") or r.get("error")))
-            continue
-        table.add_row(str(r["length"]), escape(r["method"]), num(r, "prefill_s", ".2f"),
-                      num(r, "decode_s_per_token", ".1f", 1000), num(r, "peak_mem_mb", ".0f"),
-                      num(r, "prefill_speedup_vs_full", ".2f"), num(r, "decode_speedup_vs_full", ".2f"),
-                      num(r, "prefill_speedup_vs_window", ".2f"), num(r, "decode_speedup_vs_window", ".2f"))
-    return table

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 
-LABEL = {"passkey": "passkey retrieval", "needle": "needle in a haystack",
-         "needle-distractor": "needle in a haystack, with a distractor", "ppl": "perplexity", "bench": "speed and memory"}
+from .tables import LABEL, table, to_markdown
 
 
 def machine_line(data: dict) -> str:
@@ -17,101 +16,8 @@ def machine_line(data: dict) -> str:
 
 
 def markdown(data: dict) -> str:
-    task = data["task"]
-    body = {"passkey": _retrieval, "needle": _needle, "needle-distractor": _needle, "ppl": _ppl,
-            "bench": _bench}[task](data)
-    return f"**{LABEL[task]}** — model `{data['model']}`; machine: {machine_line(data)}\n\n{body}\n"
-
-
-def _methods(records):
-    out = []
-    for r in records:
-        if r["method"] not in out:
-            out.append(r["method"])
-    return out
-
-
-def _pivot(records, cell, key="length"):
-    methods = _methods(records)
-    rows: dict = {}
-    for r in records:
-        rows.setdefault(r[key], {})[r["method"]] = r
-    lines = [f"| {key} | " + " | ".join(f"`{m}`" for m in methods) + " |", "|---:|" + "---:|" * len(methods)]
-    for k, by in rows.items():
-        lines.append(f"| {k} | " + " | ".join(cell(by[m]) if m in by else "" for m in methods) + " |")
-    return "\n".join(lines)
-
-
-def retrieval_cell(r: dict, labelled: bool = False) -> str:
-    """One passkey/needle record as a table cell: correct/trials, key log-prob, hit rate, distractions.
-    labelled=True names each number (the console table); False is the compact Markdown form."""
-    if r.get("skipped"):
-        return "skipped"
-    sep, logp, hit = ("  ", "logp ", "hit ") if labelled else (" · ", "", "")
-    s = f"{r['correct']}/{r['trials']}{sep}{logp}{r['key_logprob']:.2f}"
-    if r.get("hit_rate") is not None:
-        s += f"{sep}{hit}{r['hit_rate']:.2f}"
-    if r.get("distracted"):
-        s += f"{sep}distracted {r['distracted']}" if labelled else f"{sep}{r['distracted']} distracted"
-    return s
-
-
-
-
-def _retrieval(data):
-    return ("correct/trials · mean key log-prob (teacher forced) · mean hit rate\n\n"
-            + _pivot(data["results"], retrieval_cell))
-
-
-def _needle(data):
-    pooled: dict = {}
-    for r in data["results"]:
-        p = pooled.setdefault((r["method"], r["length"]), {"method": r["method"], "length": r["length"], "trials": 0,
-                                                           "correct": 0, "lp": 0.0, "hit": [], "distracted": 0})
-        if r.get("skipped"):
-            p["skipped"] = r["skipped"]
-            continue
-        p["trials"] += r["trials"]
-        p["correct"] += r["correct"]
-        p["lp"] += r["key_logprob"] * r["trials"]
-        p["distracted"] += r.get("distracted", 0)
-        if r.get("hit_rate") is not None:
-            p["hit"].append((r["hit_rate"], r["trials"]))
-    recs = []
-    for p in pooled.values():
-        n = p["trials"] or 1
-        hit = sum(h * t for h, t in p["hit"]) / sum(t for _, t in p["hit"]) if p["hit"] else None
-        recs.append({**p, "key_logprob": p["lp"] / n, "hit_rate": hit})
-    return ("pooled over depths: correct/trials · mean key log-prob · mean hit rate\n\n" + _pivot(recs, retrieval_cell))
-
-
-def _ppl(data):
-    cfg = data.get("config", {})
-    return (f"perplexity of the last {cfg.get('tail', '?')} tokens of `{cfg.get('text', '?')}` "
-            "(the same tokens at every length)\n\n"
-            + _pivot(data["results"], lambda r: "skipped" if r.get("skipped") else f"{r['ppl']:.3f}"))
-
-
-def _bench(data):
-    def f(r, k, fmt, scale=1.0):
-        return format(r[k] * scale, fmt) if r.get(k) is not None else ""
-
-    lines = ["| length | method | prefill s | decode ms/token | peak MiB | prefill ×full | decode ×full "
-             "| prefill ×window | decode ×window |", "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in data["results"]:
-        if r.get("skipped") or r.get("error"):
-            lines.append(f"| {r['length']} | `{r['method']}` | {r.get('skipped') or r.get('error')} |||||||")
-            continue
-        lines.append(f"| {r['length']} | `{r['method']}` | {f(r, 'prefill_s', '.2f')} | "
-                     f"{f(r, 'decode_s_per_token', '.1f', 1000)} | {f(r, 'peak_mem_mb', '.0f')} | "
-                     f"{f(r, 'prefill_speedup_vs_full', '.2f')} | {f(r, 'decode_speedup_vs_full', '.2f')} | "
-                     f"{f(r, 'prefill_speedup_vs_window', '.2f')} | {f(r, 'decode_speedup_vs_window', '.2f')} |")
-    cfg = data.get("config", {})
-    mem = "RSS high-water mark of a fresh process per row (weights included)"
-    if "gpu" in data.get("machine", {}):
-        mem = "torch.cuda.max_memory_allocated"
-    return (f"{cfg.get('decode_tokens', '?')} decode steps timed; peak memory: {mem}; ×full / ×window = the "
-            "baseline's time over the method's (> 1 is faster)\n\n" + "\n".join(lines))
+    """The README block of a result file: a heading line (task, model, machine) and its table (tables.py)."""
+    return f"**{LABEL[data['task']]}** — model `{data['model']}`; machine: {machine_line(data)}\n\n{to_markdown(table(data))}\n"
 
 
 # -- targets of issue 5 ------------------------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+"""One table model for every evaluation, with two renderers: the console (rich) after a run and Markdown for the
+README (`python benchmarks/tables.py docs/eval/*.json`). Both render the same `Table`, built once from a result
+file's data by `table(data)`, so the console and the README cannot disagree (needle cells are pooled over depths
+in one place, `pool_over_depths`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LABEL = {"passkey": "passkey retrieval", "needle": "needle in a haystack",
+         "needle-distractor": "needle in a haystack, with a distractor", "ppl": "perplexity", "bench": "speed and memory"}
+
+
+@dataclass
+class Column:
+    name: str
+    align: str = "right"  # or "left"
+    code_name: bool = False  # the column is named by a method label: `code` in Markdown
+    code_cells: bool = False  # the cells are method labels: `code` in Markdown
+
+
+@dataclass
+class Table:
+    title: str  # "passkey retrieval — model"
+    note: str  # what the cells hold
+    columns: list[Column]
+    rows: list[list[str]] = field(default_factory=list)  # a shorter row spans the remaining columns (a note)
+
+
+def table(data: dict) -> Table:
+    """The table of a result file's data ({"task", "model", "config", "results"})."""
+    task = data["task"]
+    build = {"passkey": _retrieval, "needle": _needle, "needle-distractor": _needle, "ppl": _ppl, "bench": _bench}[task]
+    note, columns, rows = build(data)
+    return Table(f"{LABEL[task]} — {data['model']}", note, columns, rows)
+
+
+# -- cells and pooling --------------------------------------------------------------------------------------------
+def retrieval_cell(r: dict) -> str:
+    """One passkey/needle record: correct/trials · key log-prob · hit rate (· distractions)."""
+    if r.get("skipped"):
+        return "skipped"
+    s = f"{r['correct']}/{r['trials']} · {r['key_logprob']:.2f}"
+    if r.get("hit_rate") is not None:
+        s += f" · {r['hit_rate']:.2f}"
+    if r.get("distracted"):
+        s += f" · {r['distracted']} distracted"
+    return s
+
+
+def pool_over_depths(records: list[dict]) -> list[dict]:
+    """Needle records (one per method x length x depth) pooled per method x length: trials and correct add up,
+    the key log-prob is the mean over trials, the hit rate the mean over the trials that have one."""
+    pooled: dict = {}
+    for r in records:
+        p = pooled.setdefault((r["method"], r["length"]), {"method": r["method"], "length": r["length"], "trials": 0,
+                                                           "correct": 0, "lp": 0.0, "hit": [], "distracted": 0})
+        if r.get("skipped"):
+            p["skipped"] = r["skipped"]
+            continue
+        p["trials"] += r["trials"]
+        p["correct"] += r["correct"]
+        p["lp"] += r["key_logprob"] * r["trials"]
+        p["distracted"] += r.get("distracted", 0)
+        if r.get("hit_rate") is not None:
+            p["hit"].append((r["hit_rate"], r["trials"]))
+    out = []
+    for p in pooled.values():
+        n = p["trials"] or 1
+        hit = sum(h * t for h, t in p["hit"]) / sum(t for _, t in p["hit"]) if p["hit"] else None
+        out.append({**p, "key_logprob": p["lp"] / n, "hit_rate": hit})
+    return out
+
+
+# -- builders -----------------------------------------------------------------------------------------------------
+def _pivot(records: list[dict], cell, key: str = "length"):
+    """Rows = lengths, one column per method (in order of appearance)."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    rows: dict = {}
+    for r in records:
+        rows.setdefault(r[key], {})[r["method"]] = r
+    columns = [Column(key)] + [Column(m, code_name=True) for m in methods]
+    return columns, [[str(k)] + [cell(by[m]) if m in by else "" for m in methods] for k, by in rows.items()]
+
+
+def _retrieval(data):
+    return ("correct/trials · mean key log-prob (teacher forced) · mean hit rate",
+            *_pivot(data["results"], retrieval_cell))
+
+
+def _needle(data):
+    return ("pooled over depths: correct/trials · mean key log-prob · mean hit rate",
+            *_pivot(pool_over_depths(data["results"]), retrieval_cell))
+
+
+def _ppl(data):
+    cfg = data.get("config", {})
+    note = (f"perplexity of the last {cfg.get('tail', '?')} tokens of `{cfg.get('text', '?')}` "
+            "(the same tokens at every length)")
+    return (note, *_pivot(data["results"], lambda r: "skipped" if r.get("skipped") else f"{r['ppl']:.3f}"))
+
+
+def _bench(data):
+    def f(r, k, fmt, scale=1.0):
+        return format(r[k] * scale, fmt) if r.get(k) is not None else ""
+
+    columns = [Column("length"), Column("method", align="left", code_cells=True)] + [Column(c) for c in (
+        "prefill s", "decode ms/token", "peak MiB", "prefill ×full", "decode ×full", "prefill ×window",
+        "decode ×window")]
+    rows = []
+    for r in data["results"]:
+        if r.get("skipped") or r.get("error"):
+            rows.append([str(r["length"]), r["method"], r.get("skipped") or r.get("error")])
+            continue
+        rows.append([str(r["length"]), r["method"], f(r, "prefill_s", ".2f"), f(r, "decode_s_per_token", ".1f", 1000),
+                     f(r, "peak_mem_mb", ".0f"), f(r, "prefill_speedup_vs_full", ".2f"),
+                     f(r, "decode_speedup_vs_full", ".2f"), f(r, "prefill_speedup_vs_window", ".2f"),
+                     f(r, "decode_speedup_vs_window", ".2f")])
+    cfg = data.get("config", {})
+    mem = "RSS high-water mark of a fresh process per row (weights included)"
+    if "gpu" in data.get("machine", {}):
+        mem = "torch.cuda.max_memory_allocated"
+    note = (f"{cfg.get('decode_tokens', '?')} decode steps timed; peak memory: {mem}; ×full / ×window = the "
+            "baseline's time over the method's (> 1 is faster)")
+    return note, columns, rows
+
+
+# -- renderers ----------------------------------------------------------------------------------------------------
+def to_markdown(t: Table) -> str:
+    """The note, a blank line, then a GitHub table (method labels as `code`)."""
+    head = [f"`{c.name}`" if c.code_name else c.name for c in t.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if c.align == "right" else "---" for c in t.columns) + "|"]
+    for row in t.rows:
+        cells = [f"`{v}`" if t.columns[i].code_cells else v for i, v in enumerate(row)]
+        lines.append("| " + " | ".join(cells) + " |" + "|" * (len(t.columns) - len(row)))
+    return f"{t.note}\n\n" + "\n".join(lines)
+
+
+def to_rich(t: Table):
+    """A rich Table (title and note as caption) for the console."""
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    out = RichTable(title=escape(t.title), caption=escape(t.note))
+    for c in t.columns:
+        out.add_column(escape(c.name), justify=c.align)
+    for row in t.rows:
+        out.add_row(*[escape(v) for v in row])
+    return out
