@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
@@ -65,13 +64,14 @@ def test_damaged_entry_is_removed_not_used(tmp_path, damage):
     assert store.load("k")[0] == [1, 2, 3]
 
 
-def test_lru_eviction_keeps_the_most_recently_used(tmp_path):
+def test_lru_eviction_keeps_the_most_recently_used(tmp_path, monkeypatch):
+    clock = iter(range(1_000_000, 2_000_000))  # a clock that always moves on: the order is the order of calls
+    monkeypatch.setattr("longdoc.store.time.time", lambda: float(next(clock)))
     one = Store(tmp_path).save("a", [0], fake_cache(64)).size
     store = Store(tmp_path, max_bytes=int(one * 2.5))
     store.save("b", [0], fake_cache(64, seed=1))
-    time.sleep(0.01)
     store.load("a")  # a is now more recently used than b
-    time.sleep(0.01)
+    assert [e.key for e in store.entries()] == ["a", "b"]
     store.save("c", [0], fake_cache(64, seed=2))  # three entries do not fit: b goes
     assert sorted(e.key for e in store.entries()) == ["a", "c"]
     assert store.total_bytes() <= store.max_bytes

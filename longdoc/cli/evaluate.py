@@ -96,14 +96,13 @@ class Setup:
     """What every eval command does first: threads, methods and overrides, the model, the result file."""
 
     def __init__(self, task: str, kw: dict, extra_config: dict, load: bool = True):
-        import torch
-
         from longdoc.eval.machine import machine_info
         from longdoc.eval.methods import parse_methods, parse_overrides
         from longdoc.eval.results import ResultsFile
+        from longdoc.settings import EngineSettings
 
-        if kw["threads"]:
-            torch.set_num_threads(kw["threads"])
+        settings = EngineSettings(model=kw["model"], threads=kw["threads"])  # the methods bring their own configs
+        settings.apply_threads()
         self.methods = parse_methods(kw["methods"])
         self.common = parse_overrides(kw["overrides"])
         for name in ("chunk_size", "chunks"):
@@ -113,9 +112,7 @@ class Setup:
         self.max_full = kw["max_full_length"] or None
         self.lm = None
         if load:
-            from longdoc.models import load_model
-
-            self.lm = load_model(kw["model"])
+            self.lm = settings.load()
             model_config, name = self.lm.model.config, self.lm.name
         else:
             model_config, name = _model_config(kw["model"]), _model_name(kw["model"])
