@@ -37,12 +37,11 @@ def main(argv=None) -> int:
 
     pdf = args.pdf or make_report(Path(tempfile.mkdtemp()) / "report.pdf", args.tokens)
     pages = LongDocLoader(str(pdf)).load()
-    document = "\n".join(d.page_content for d in pages)
-    chat = ChatLongDoc(max_tokens=24)
-    print(f"{pdf}: {len(pages)} pages, {chat.get_num_tokens(document):,} tokens; model {chat.model_name}, "
+    chat = ChatLongDoc(max_tokens=24).with_document(str(pdf), cite=True)  # the frame and store key of `longdoc ask`
+    print(f"{pdf}: {len(pages)} pages, {chat.get_num_tokens(chat.document.text):,} tokens; model {chat.model_name}, "
           f"reach {chat.profile['max_input_tokens']:,} tokens")
 
-    prompt = ChatPromptTemplate.from_messages([("system", "Answer about this report in a few words.\n\n{document}"),
+    prompt = ChatPromptTemplate.from_messages([("system", "Answer about this report in a few words."),
                                                ("user", "{question}")])
     chain = prompt | chat | StrOutputParser()
     usage_chain = prompt | chat  # the same chain without the parser, to read usage_metadata
@@ -50,16 +49,17 @@ def main(argv=None) -> int:
     timings = []
     for question in ("What is the access code of the north warehouse?", "Who is the paint supplier?"):
         t0 = time.perf_counter()
-        msg = usage_chain.invoke({"document": document, "question": question})
+        msg = usage_chain.invoke({"question": question})
         seconds = time.perf_counter() - t0
         u = msg.usage_metadata
         timings.append(seconds)
         print(f"Q: {question}\nA: {msg.content.strip()}\n   {seconds:.1f} s, {u['input_tokens']:,} prompt tokens, "
-              f"{u['input_token_details']['cache_read']:,} reused, {u['output_tokens']} generated")
+              f"{u['input_token_details']['cache_read']:,} reused, {u['output_tokens']} generated\n"
+              f"   cited: {msg.response_metadata['citations'][:3]}")
     print(f"second question / first: {timings[1] / timings[0]:.1%}")
 
     print("streamed through prompt | ChatLongDoc | StrOutputParser:")
-    for piece in chain.stream({"document": document, "question": "Which section talks about the flood?"}):
+    for piece in chain.stream({"question": "Which section talks about the flood?"}):
         print(piece, end="", flush=True)
     print()
     return 0

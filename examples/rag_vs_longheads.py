@@ -106,12 +106,12 @@ def score(answer: str, accepted: list[str]) -> bool:
 def run_longheads(text: str, max_tokens: int) -> list[dict]:
     from longdoc.integrations.langchain import ChatLongDoc
 
-    chat = ChatLongDoc(max_tokens=max_tokens, threads=1)
-    system = "Answer the question about this report in a few words.\n\n" + text
+    chat = ChatLongDoc(max_tokens=max_tokens, threads=1).with_document(text=text)  # the document session's frame
+    system = "Answer the question about this report in a few words."
     rows = []
     for kind, q, accepted in QUESTIONS:
         t0 = time.perf_counter()
-        msg = chat.invoke(chat.document_messages(system, q))
+        msg = chat.invoke([("system", system), ("user", q)])
         u = msg.usage_metadata
         rows.append(dict(kind=kind, q=q, answer=msg.content.strip(), ok=score(msg.content, accepted),
                          seconds=time.perf_counter() - t0, prompt=u["input_tokens"],
@@ -150,8 +150,8 @@ def run_rag(text: str, max_tokens: int, top_k: int, chunk_tokens: int) -> tuple[
         t0 = time.perf_counter()
         hits = store.similarity_search(q, k=top_k)
         context = "\n\n".join(h.page_content for h in hits)
-        messages = chat.document_messages(f"Answer the question using this context in a few words.\n\n{context}", q)
-        msg = chat.invoke(messages)
+        msg = chat.invoke([("system", f"Answer the question using this context in a few words.\n\n{context}"),
+                           ("user", q)])
         u = msg.usage_metadata
         rows.append(dict(kind=kind, q=q, answer=msg.content.strip(), ok=score(msg.content, accepted),
                          seconds=time.perf_counter() - t0, prompt=u["input_tokens"],
@@ -205,9 +205,9 @@ def main(argv=None) -> int:
 
     pdf = Path(args.pdf) if args.pdf else make_report(Path(tempfile.mkdtemp()) / "report.pdf", args.tokens)
     (doc,) = LongDocLoader(str(pdf), mode="single").load()
-    from longdoc.integrations._engines import shared_engine
+    from longdoc.settings import EngineSettings, shared_engine
 
-    doc_tokens = len(shared_engine(threads=1).encode(doc.page_content))
+    doc_tokens = len(shared_engine(EngineSettings(threads=1)).encode(doc.page_content))
     print(f"report: {pdf} ({doc_tokens:,} tokens)", flush=True)
     lh = run_longheads(doc.page_content, args.max_tokens)
     print("LongHeads done", flush=True)
