@@ -1,5 +1,5 @@
 """Measure how `longdoc ask` should frame document + question: accuracy of each prompt format in
-longdoc/prompting.py on questions with known answers, at several document lengths, with the real embedded model.
+longdoc/qa/prompting.py on questions with known answers, at several document lengths, with the real embedded model.
 
     python examples/cli_prompt_formats.py --lengths 1000 2000 4000 --out docs/prompt_formats.json
 
@@ -51,8 +51,9 @@ def make_document(tokenizer, n_tokens: int, seed: int) -> tuple[str, list[tuple[
 
 
 def main():
-    from longdoc.qa import prompting
     from longdoc.engine import Engine
+    from longdoc.qa import prompting
+    from longdoc.qa.session import DocumentSession, text_document
     from longdoc.generate import SamplingParams
 
     ap = argparse.ArgumentParser()
@@ -70,9 +71,10 @@ def main():
         for fmt in args.formats:
             eng.clear_prefixes()
             right, answers, t0 = 0, [], time.perf_counter()
+            session = DocumentSession(eng, text_document(doc), fmt=fmt)  # the path `longdoc ask` takes
             for q, expected in qa:
-                p = prompting.build(eng.tokenizer, doc, q, fmt=fmt)
-                text, _ = eng.complete(p.ids, SamplingParams(max_new_tokens=args.max_new_tokens, stop=p.stop))
+                reply = session.reply(q, SamplingParams(max_new_tokens=args.max_new_tokens))
+                text, p = "".join(reply), reply.prompt
                 ok = expected.lower() in text.lower()
                 right += ok
                 answers.append({"question": q, "expected": expected, "answer": text.strip(), "right": ok})

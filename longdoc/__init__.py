@@ -16,6 +16,8 @@ _LAZY = {
     "disable_longheads": ".longheads.patch",
     "longheads_config": ".longheads.patch",
     "Engine": ".engine",
+    "EngineSettings": ".settings",
+    "DocumentSession": ".qa.session",
 }
 
 __all__ = [*_LAZY, "LongdocError", "ConfigError", "InputError", "ModelError", "TooLongError"]

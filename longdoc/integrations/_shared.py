@@ -51,11 +51,12 @@ class EngineFields(BaseModel):
 
 def as_document(source=None, *, text: str | None = None, password: str | None = None) -> "Document":
     """A longdoc Document: `source` a Document, or a path / paths for longdoc's loaders; or `text` itself."""
-    from longdoc.documents import Document, Span, load
+    from longdoc.documents import Document, load
     from longdoc.errors import InputError
+    from longdoc.qa.session import text_document
 
     if text is not None:
-        return Document(text, [Span(0, len(text), "<text>", None, None, 1)], ["<text>"])
+        return text_document(text)
     if source is None:
         raise InputError("no document given: pass a path, a list of paths, a longdoc Document, or text=...")
     return source if isinstance(source, Document) else load(source, password=password)

@@ -30,6 +30,13 @@ from longdoc.qa.citations import Source, sources
 from longdoc.store import Store, make_key
 
 
+def text_document(text: str, source: str = "<text>") -> Document:
+    """A Document made of one string (no pages): what a caller that already holds the text gives a session."""
+    from longdoc.documents import Span
+
+    return Document(text, [Span(0, len(text), source, None, None, 1)], [source])
+
+
 @dataclass
 class Ingest:
     """How the document prefix of a prompt got into the engine's pool."""
