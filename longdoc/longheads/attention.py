@@ -6,16 +6,18 @@ Notation (litgpt style):
     l chunk size, K chunks per head, q a query's chunk, r its offset in the chunk (position = q*l + r)
     G query groups (one token, or the queries of one chunk sharing a selection), Tg queries per group
 
-A query of chunk q >= K attends to K chunks, each moved into a slot of a contiguous window (layout.py owns
+A query of chunk q >= K attends to K chunks, each moved into one slot of a contiguous window (layout.py owns
 this layout; chunks.select fills it, citations read it):
 
-        slot:   0         1    ...    K-3       K-2        K-1
-              [ first | selected by score ... | previous | current ]        positions [s*l, (s+1)*l) per slot
-        chunk:  0         c_1  ...  c_n         q-1        q ....r           the query sits at (K-1)*l + r
-        shift: -c*l + .. (q-(K-1)+s-c)*l ...    0          0
+        slot s:     0            1   ...   K-3              K-2                K-1
+                  [ first    | selected by score ...   | previous          | current      ]
+        chunk c:    0            c_1 < ... < c_n            q-1                 q
+        positions:  [0, l)       [s*l, (s+1)*l)             [(K-2)*l, (K-1)*l)  (K-1)*l + r for the query
+        shift:      (q-K+1)*l    (q-K+1+s-c)*l              0                   0
 
-    shift: how far slot s's keys (cached rotated at their absolute positions) are re-rotated; RoPE is relative,
-    so one multiple of l per gathered chunk, and the trailing slots (previous, current) never move.
+    shift(s, c) = (q - (K-1) + s - c) * l: how far slot s's keys, cached rotated at their absolute positions,
+    are rotated (RoPE is relative: one multiple of l per gathered chunk); the trailing slots never move.
+    keep_previous=False: slot K-2 is one more selected slot. selection="window": slots 1..K-1 hold q-K+2..q.
 
 Per layer and forward call (`ForwardPlan`, plan.py, says which cache layer, the per-token tail and where to
 record selections):
