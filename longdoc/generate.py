@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 import torch
 
 from .longheads.layout import Selection
-from .longheads.patch import longheads_config
+from .longheads.patch import is_enabled, longheads_config
 from .longheads.plan import ForwardPlan
 from .prefix import new_cache
 
@@ -62,7 +62,7 @@ def prefill_block_size(model) -> int:
 
 def forward_kwargs(model, cache, exact_from: int | None = None, record: list[Selection] | None = None) -> dict:
     """The `model(...)` keyword arguments of one forward call over `cache`: a ForwardPlan with LongHeads on."""
-    if longheads_config(model) is None:
+    if not is_enabled(model):
         return {"past_key_values": cache}
     return ForwardPlan(cache, exact_from, record).model_kwargs()
 

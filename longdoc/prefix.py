@@ -20,7 +20,7 @@ from typing import Protocol
 from transformers import DynamicCache
 
 from longdoc.longheads.cache import LongHeadsCache
-from longdoc.longheads.patch import longheads_config
+from longdoc.longheads.patch import is_enabled
 
 
 class PrefixCache(Protocol):
@@ -59,7 +59,7 @@ class FullCache(DynamicCache):
 
 
 def new_cache(model) -> PrefixCache:
-    return LongHeadsCache() if longheads_config(model) is not None else FullCache()
+    return LongHeadsCache() if is_enabled(model) else FullCache()
 
 
 def crop_to(cache, length: int) -> None:

@@ -26,7 +26,8 @@ EXIT_WORDS = {"exit", "quit", ":q"}
 @handle_errors
 def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
          max_input_tokens, cache_max, model, window, chunk_size, chunks, threads):
-    """Ask questions about the documents at PATH..., one per line; `exit` or end of input (Ctrl-D) ends."""
+    """A conversation about the documents at PATH...: one question per line, each seeing the earlier questions
+    and answers (the document is read once); `exit` or end of input (Ctrl-D) ends."""
     from longdoc.errors import InputError
 
     if "-" in paths:

@@ -67,6 +67,11 @@ def disable_longheads(model) -> None:
     model._longheads_previous_attn = None
 
 
+def is_enabled(model) -> bool:
+    """Is LongHeads the model's attention now? (cheap: read on every forward call)"""
+    return getattr(model.config, "_attn_implementation", None) == ATTN_NAME
+
+
 def longheads_config(model) -> LongHeadsConfig | None:
     """The config in force on `model`, or None when LongHeads is off."""
     if getattr(model.config, "_attn_implementation", None) != ATTN_NAME:
