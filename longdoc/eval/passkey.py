@@ -90,10 +90,9 @@ def hit_rate(selections: list[Selection], cfg, tokenizer, prompt: PasskeyPrompt,
     key_chunks = set(range(t0 // cfg.chunk_size, (t1 - 1) // cfg.chunk_size + 1))
     hits = total = 0
     for rec in selections:
-        rows = (rec.positions == N - 1).nonzero().flatten()
-        if len(rows) == 0:
+        chosen = rec.window_at(N - 1)  # (Hq, K)
+        if chosen is None:
             continue
-        chosen = rec.chunks[0, :, int(rows[0])]  # (Hq, K)
         for head in chosen.tolist():
             total += 1
             hits += bool(key_chunks & set(head))

@@ -39,6 +39,11 @@ class Selection:
     positions: torch.Tensor
     chunks: torch.Tensor
 
+    def window_at(self, position: int) -> torch.Tensor | None:
+        """(Hq, K): every head's chunks, all slots, for the group ending at `position` (batch 0), or None."""
+        rows = (self.positions == position).nonzero().flatten()
+        return self.chunks[0, :, int(rows[0])] if len(rows) else None
+
 
 @dataclass(frozen=True)
 class SlotLayout:

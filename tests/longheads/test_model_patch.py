@@ -75,6 +75,24 @@ def test_chunked_prefill_equals_one_shot(tiny, block):
 
 
 @torch.inference_mode()
+def test_the_forward_plan_carries_the_tail_and_the_records(tiny):
+    """What a call asks of the attention travels in its ForwardPlan: the per-token tail changes the result,
+    selections are recorded only into the plan's list, and a call without a plan behaves as before plans."""
+    ids = torch.randint(0, 512, (1, 101))
+    enable_longheads(tiny, CFG)
+    records = []
+    tail = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=96, record=records).model_kwargs())
+    none = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=101).model_kwargs())
+    plain = tiny(ids, past_key_values=LongHeadsCache(), logits_to_keep=1)  # no plan: the last exact_tail=5 queries
+    torch.testing.assert_close(plain.logits, tail.logits, atol=1e-5, rtol=1e-4)
+    assert (tail.logits - none.logits).abs().max() > 1e-4  # per-token selection of the last 5 queries mattered
+    layers = {r.layer for r in records}
+    assert layers == {0, 1} and all(r.chunks.shape[-1] == CFG.chunks for r in records)
+    assert any(bool((r.positions == 100).any()) for r in records)  # the last query's own (token) group
+    assert not hasattr(LongHeadsCache(), "exact_from") and not hasattr(LongHeadsCache(), "selections")
+
+
+@torch.inference_mode()
 def test_prefill_sizes_the_cache_once_for_prompt_and_answer(tiny):
     """Prefill reserves the prompt plus DECODE_HEADROOM: decoding the answer never reallocates the buffers
     (doubling at the first decode step copied the whole cache), and the results are those of a cache grown
