@@ -41,22 +41,29 @@ def _selected_slots(cfg: LongHeadsConfig, chunks: torch.Tensor) -> torch.Tensor:
     return chunks[..., 1 : 1 + cfg.selected_per_head]
 
 
-def chunk_votes(selections: list[dict], cfg: LongHeadsConfig, n_chunks: int, query_from: int) -> torch.Tensor:
+def chunk_votes(selections: list[dict], cfg: LongHeadsConfig, n_chunks: int, query_from: int,
+                head_weights: torch.Tensor | None = None) -> torch.Tensor:
     """How often heads selected each chunk for queries at positions >= query_from (the question, the answer).
 
-    Returns (C,) float: selections per chunk divided by the number of (layer, head, query group) choices,
-    i.e. the share of choices that picked the chunk.
+    head_weights (n_layers, Hq): each head's vote counts this much (retrieval scores,
+    `longdoc.retrieval_heads`); None = every head counts 1.
+    Returns (C,) float: weighted selections per chunk divided by the weighted number of (layer, head, query
+    group) choices, i.e. the (weighted) share of choices that picked the chunk.
     """
     votes = torch.zeros(n_chunks, dtype=torch.float64)
-    choices = 0
+    choices = 0.0
     for rec in selections:
         rows = rec["positions"] >= query_from  # (g,)
         if not bool(rows.any()):
             continue
         chosen = _selected_slots(cfg, rec["chunks"][0][:, rows])  # (Hq, g', n_sel)
-        votes += torch.bincount(chosen.flatten(), minlength=n_chunks)[:n_chunks].double()
-        choices += chosen.shape[0] * chosen.shape[1]
-    return votes / max(choices, 1)
+        Hq, g = chosen.shape[:2]
+        w = torch.ones(Hq, dtype=torch.float64) if head_weights is None else head_weights[rec["layer"]].double()
+        keep = chosen < n_chunks
+        weights = w[:, None, None].expand_as(chosen)[keep]
+        votes += torch.bincount(chosen[keep], weights=weights, minlength=n_chunks)[:n_chunks]
+        choices += float(w.sum()) * g
+    return votes / max(choices, 1e-12)
 
 
 def chunk_prior(selections: list[dict], cfg: LongHeadsConfig, n_chunks: int, query_to: int) -> torch.Tensor:
@@ -92,7 +99,7 @@ def chunk_prior(selections: list[dict], cfg: LongHeadsConfig, n_chunks: int, que
 
 
 def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,
-         hub_correction: bool = True, neighbours: bool = False) -> RereadPlan:
+         hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None) -> RereadPlan:
     """Choose the chunks of a dense re-read and build its prompt.
 
     ids (1, N): the prompt the LongHeads prefill read (document, then the question from token `question_start`).
@@ -100,6 +107,7 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     hub_correction: rank by vote / (1 + lift), lift = how much more than chance the document's own queries pick
         the chunk (`chunk_prior`): a chunk every query picks loses its advantage; the +1 keeps a chunk the
         document never picks from being ranked up by one stray vote.
+    head_weights: (n_layers, Hq) retrieval scores weighing each head's votes (`longdoc.retrieval_heads`).
     neighbours: also read the chunk after each chosen chunk when the budget allows (a fact cut by a chunk
         boundary; paper Table 7).
     Raises ValueError if the question leaves no room for a single chunk in the budget.
@@ -113,7 +121,7 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     if room < 1:
         raise ValueError(f"re-read budget {budget} leaves no room for a chunk next to a {tail.shape[1]}-token tail")
     C = max(n_full, 1)
-    votes = chunk_votes(selections, cfg, C, question_start)
+    votes = chunk_votes(selections, cfg, C, question_start, head_weights)
     scores = votes.clone()
     if hub_correction:
         prior = chunk_prior(selections, cfg, C, question_start)

@@ -28,7 +28,8 @@ from .tasks import Sample, make_samples, score
 
 @dataclass(frozen=True)
 class Reader:
-    """A question-side variant. name: "direct" or "reread-<budget>[-nohub][-nbr]"."""
+    """A question-side variant. name: "direct" or "reread-<budget>[-nohub][-nbr][-rh]" (-rh: votes weighed by
+    retrieval-head scores, `longdoc.retrieval_heads`)."""
 
     name: str
 
@@ -44,12 +45,16 @@ class Reader:
     def neighbours(self) -> bool:
         return "-nbr" in self.name
 
+    @property
+    def retrieval_heads(self) -> bool:
+        return "-rh" in self.name
+
 
 def parse_readers(spec: str) -> list[Reader]:
     out = []
     for name in [s.strip() for s in spec.split(",") if s.strip()]:
         if name != "direct" and not (name.startswith("reread-") and name.split("-")[1].isdigit()):
-            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr], e.g. reread-2048")
+            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh], e.g. reread-2048")
         out.append(Reader(name))
     return out or [Reader("direct")]
 
@@ -138,8 +143,9 @@ def hit_rate(selections: list[dict], chunk_size: int, needle_tokens, last: int) 
 
 
 @torch.inference_mode()
-def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader]) -> dict[str, dict]:
-    """One prefill of the sample with the active method, then every reader. Returns {reader name: fields}."""
+def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head_weights=None) -> dict[str, dict]:
+    """One prefill of the sample with the active method, then every reader. Returns {reader name: fields}.
+    head_weights: (n_layers, Hq) retrieval scores for the -rh readers."""
     p = build_prompt(tokenizer, sample)
     N = p.ids.shape[1]
     lh = cfg is not None
@@ -159,7 +165,7 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader]) -> d
         if not selections:
             continue  # a re-read needs the heads' selections
         plan = reread.plan(p.ids, selections, cfg, p.question_start, r.budget, hub_correction=r.hub_correction,
-                           neighbours=r.neighbours)
+                           neighbours=r.neighbours, head_weights=head_weights if r.retrieval_heads else None)
         targets = {c for a, b in p.needle_tokens for c in range(a // cfg.chunk_size, (b - 1) // cfg.chunk_size + 1)}
         activate(model, None)  # the dense pass: plain attention, every position inside the trained length
         try:
@@ -189,6 +195,11 @@ def run_suite(lm, tasks: list[str], methods: list[Method], readers: list[Reader]
                 cfg = configs[m.label]
                 rs = [r for r in readers if r.budget is None or m.selects]
                 activate(model, cfg)
+                weights = None
+                if m.selects and any(r.retrieval_heads for r in rs):
+                    from ..retrieval_heads import load_or_calibrate
+
+                    weights = load_or_calibrate(model, tok, lm.name, cfg)
                 for i, sample in enumerate(samples):
                     keys = {r.name: dict(task=task, method=m.label, reader=r.name, config_id=config_id(cfg),
                                          length=length, trial=i, seed=seed) for r in rs}
@@ -196,7 +207,7 @@ def run_suite(lm, tasks: list[str], methods: list[Method], readers: list[Reader]
                     if not todo:
                         continue
                     t0 = time.perf_counter()
-                    measured = run_trial(model, tok, sample, cfg, todo)
+                    measured = run_trial(model, tok, sample, cfg, todo, weights)
                     secs = round(time.perf_counter() - t0, 2)
                     for name, fields in measured.items():
                         trial = {**keys[name], **fields, "depth_of_needle": sample.depth, "seconds": secs}
