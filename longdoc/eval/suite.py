@@ -194,7 +194,7 @@ def run_suite(lm, tasks: list[str], methods: list[Method], readers: list[Reader]
                     continue
                 cfg = configs[m.label]
                 rs = [r for r in readers if r.budget is None or m.selects]
-                activate(model, cfg)
+                activate(model, cfg, m.rope(length, model.config))
                 weights = None
                 if m.selects and any(r.retrieval_heads for r in rs):
                     from ..retrieval_heads import load_or_calibrate
