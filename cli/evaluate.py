@@ -273,6 +273,34 @@ def suite(tasks, readers, trials, haystack, **kw):
 
 
 @eval_group.command()
+@common_options("30k", full_limit=8192)
+@click.option("--readers", default="direct,reread-2048", show_default=True,
+              help="direct, reread-<tokens>: as for `longdoc eval suite`.")
+@click.option("--max-new-tokens", type=int, default=200, show_default=True)
+@click.option("--haystack", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Sections as blocks separated by two blank lines, title on the first line (default: the essays).")
+@handle_errors
+@resumable
+def summary(readers, max_new_tokens, haystack, **kw):
+    """Summary of a multi-section document (whole essays up to --lengths tokens): sections drawn on, heads per
+    section, ROUGE-1 recall of the section headings."""
+    from longdoc.eval.corpus import essays
+    from longdoc.eval.suite import parse_readers
+    from longdoc.eval.summary import essay_sections, run_summary
+
+    s = Setup("summary", kw, {"readers": readers})
+    text = open(haystack, encoding="utf-8").read() if haystack else essays()
+    sections = essay_sections(text, s.lengths[0], lambda t: len(s.lm.tokenizer(t).input_ids))
+    rows = run_summary(s.lm, s.methods, parse_readers(readers), sections, s.results, max_new_tokens=max_new_tokens,
+                       common=s.common)
+    for t in rows:
+        heads = "" if t["heads_sections"] is None else f", heads read {t['heads_sections']}/{t['sections']} sections"
+        _out().print(f"{t['method']} {t['reader']}: drew on {t['covered']}/{t['sections']} sections{heads}, "
+                     f"ROUGE-1 recall of headings {t['rouge1_headings']:.2f}", markup=False)
+    _done(s.results)
+
+
+@eval_group.command()
 @common_options("4096,8192,16384,32768")
 @click.option("--depths", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", show_default=True, callback=parse_floats,
               help="Needle depths (0 = start of the haystack, 1 = end).")
