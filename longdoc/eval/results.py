@@ -118,7 +118,7 @@ def _measured(record: dict) -> bool:
     return bool(record.get("trials")) or record.get("ppl") is not None or record.get("prefill_s") is not None
 
 
-KEY_FIELDS = ("method", "config_id", "length", "depth", "trial", "seed")
+KEY_FIELDS = ("task", "method", "reader", "config_id", "length", "depth", "trial", "seed")
 
 
 def _key(d: dict) -> str:

@@ -131,3 +131,38 @@ def test_interrupt_points_to_the_saved_results(tiny_model_dir, tmp_path, monkeyp
               "--json", str(out), *TINY])
     assert r.exit_code == 130
     assert "rerun the same command to resume" in r.stderr and str(out) in r.stderr
+
+
+def test_suite_and_summary_end_to_end(tiny_model_dir, tmp_path, haystack):
+    out = tmp_path / "suite.json"
+    r = _run(["eval", "suite", "-m", str(tiny_model_dir), "--lengths", "200", "--trials", "2", "--tasks", "passkey,qa",
+              "--methods", "full,longheads,ntk", "--max-full-length", "0", "--readers", "direct,reread-96",
+              "--haystack", str(haystack), "--json", str(out), *TINY])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    cells = {(x["task"], x["method"], x["reader"]): x for x in data["results"]}
+    assert set(cells) == {(t, m, rd) for t in ("passkey", "qa") for m, rd in
+                          [("full", "direct"), ("ntk", "direct"), ("longheads", "direct"), ("longheads", "reread-96")]}
+    for x in cells.values():
+        assert x["trials"] == 2 and 0 <= x["ci95"][0] <= x["accuracy"] <= x["ci95"][1] <= 1
+    rr = [t for t in data["trials"] if t["reader"] == "reread-96"]
+    assert rr and all(t["reread_tokens"] <= 96 for t in rr)
+    assert all(t["hit_rate"] is not None for t in data["trials"] if t["method"] == "longheads")
+    again = _run(["eval", "suite", "-m", str(tiny_model_dir), "--lengths", "200", "--trials", "2", "--tasks",
+                  "passkey,qa", "--methods", "full,longheads,ntk", "--max-full-length", "0", "--readers",
+                  "direct,reread-96", "--haystack", str(haystack), "--json", str(out), *TINY])
+    assert again.exit_code == 0 and "suite 200" not in again.stderr  # resumed: nothing measured twice
+    bad = _run(["eval", "suite", "-m", str(tiny_model_dir), "--tasks", "nope", *TINY])
+    assert bad.exit_code != 0 and "unknown task" in bad.output
+
+    sections = tmp_path / "sections.txt"
+    sections.write_text("\n\n\n".join(f"Part {i}\n" + " ".join(["river stone garden light."] * 12) for i in range(4)))
+    summ = tmp_path / "summary.json"
+    r = _run(["eval", "summary", "-m", str(tiny_model_dir), "--lengths", "200", "--methods", "longheads,window",
+              "--readers", "direct,reread-96", "--max-new-tokens", "8", "--haystack", str(sections),
+              "--json", str(summ), *TINY])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(summ.read_text())["results"]
+    assert {(x["method"], x["reader"]) for x in rows} == {("longheads", "direct"), ("longheads", "reread-96"),
+                                                           ("window", "direct")}
+    assert all(0 <= x["coverage"] <= 1 and x["sections"] >= 2 for x in rows)

@@ -52,3 +52,27 @@ def test_paper_uses_the_models_window_size(model_config):
     default = LongHeadsConfig.for_model(model_config)
     assert (cfg.chunk_size, cfg.chunks, cfg.keep_previous, cfg.prefill_selection) == (
         default.chunk_size, default.chunks, False, "token")
+
+
+def test_rope_scaling_baselines_change_positions_and_restore_them():
+    import torch
+
+    from longdoc.eval.methods import activate, parse_methods
+    from tiny_models import make_tiny_llama
+
+    model = make_tiny_llama(max_positions=64, vocab=512)
+    ids = torch.randint(0, 512, (1, 128))
+    with torch.no_grad():
+        plain = model(ids).logits
+        ntk, pi = parse_methods("ntk,pi")
+        assert ntk.rope(128, model.config) == {"rope_type": "dynamic", "factor": 2.0}
+        assert pi.rope(32, model.config)["factor"] == 1.0  # never compresses a prompt inside the trained length
+        activate(model, None, pi.rope(128, model.config))
+        interpolated = model(ids).logits
+        activate(model, None, ntk.rope(128, model.config))
+        dynamic = model(ids).logits
+        activate(model, None)
+        again = model(ids).logits
+    assert not torch.allclose(interpolated, plain, atol=1e-4) and not torch.allclose(dynamic, plain, atol=1e-4)
+    assert torch.equal(again, plain)
+    assert ntk.config(model.config) is None and ntk.is_full

@@ -1,0 +1,247 @@
+"""The reading suite: RULER-style tasks (`longdoc.eval.tasks`) through several attention methods, with every
+question-side variant ("reader") branched from ONE prefill of each prompt.
+
+    prefill (method)  ─►  reader "direct": answer with the method's own attention
+                      └►  reader "reread-2048": the heads' selections choose chunks; a dense 2,048-token pass
+                          over [chunk 0 | chosen chunks | question] answers (`longdoc.reread`)
+
+Per trial and reader: greedy output, RULER score (share of gold strings found), correct (all found), the
+teacher-forced log-prob of the first gold answer, the hit rate (share of layer x head pairs whose chunks at the
+last prompt token include a needle chunk; LongHeads methods only) and, for re-reads, whether a needle chunk was
+re-read. Rates are reported with 95% Wilson score intervals.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .. import reread
+from ..generate import SamplingParams, decode, decode_one, prefill
+from ..longheads.layout import Selection
+from ..prefix import new_cache
+from .methods import Method, activate, checked_configs
+from .results import ResultsFile, config_id
+from .tasks import Sample, make_samples, score
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A question-side variant. name: "direct" or "reread-<budget>[-nohub][-nbr][-rh]" (-rh: votes weighed by
+    retrieval-head scores, `longdoc.retrieval_heads`)."""
+
+    name: str
+
+    @property
+    def budget(self) -> int | None:
+        return int(self.name.split("-")[1]) if self.name.startswith("reread-") else None
+
+    @property
+    def hub_correction(self) -> bool:
+        return "-nohub" not in self.name
+
+    @property
+    def neighbours(self) -> bool:
+        return "-nbr" in self.name
+
+    @property
+    def retrieval_heads(self) -> bool:
+        return "-rh" in self.name
+
+
+def parse_readers(spec: str) -> list[Reader]:
+    out = []
+    for name in [s.strip() for s in spec.split(",") if s.strip()]:
+        if name != "direct" and not (name.startswith("reread-") and name.split("-")[1].isdigit()):
+            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh], e.g. reread-2048")
+        out.append(Reader(name))
+    return out or [Reader("direct")]
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate k/n (Wilson 1927); (0, 1) for n = 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class Prompt:
+    ids: torch.Tensor  # (1, N)
+    question_start: int  # token index of the question's first token
+    needle_tokens: list[tuple[int, int]]  # token ranges [a, b) of the needles
+
+
+def build_prompt(tokenizer, sample: Sample) -> Prompt:
+    """Frame a sample: raw completion (context + question + answer prefix), or the chat template with the
+    context and question as the user turn and the answer prefix opening the assistant turn."""
+    if sample.frame == "raw" or not getattr(tokenizer, "chat_template", None):
+        head, text = "", sample.context + sample.question + sample.answer_prefix
+    else:
+        user = sample.context + "\n\n" + sample.question
+        framed = tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                               add_generation_prompt=True)
+        at = framed.index(user)
+        head, text = framed[:at], framed[at:] + sample.answer_prefix
+    full = head + text
+    ctx_start = len(head)
+    enc = tokenizer(full, return_offsets_mapping=True, add_special_tokens=sample.frame == "raw")
+    offsets = enc.offset_mapping
+    q_char = ctx_start + len(sample.context)
+    q_tok = next((i for i, (a, b) in enumerate(offsets) if b > q_char), len(offsets) - 1)
+
+    def span(a: int, b: int) -> tuple[int, int]:
+        idx = [i for i, (x, y) in enumerate(offsets) if y > ctx_start + a and x < ctx_start + b]
+        return idx[0], idx[-1] + 1
+
+    return Prompt(torch.tensor([enc.input_ids]), q_tok, [span(a, b) for a, b in sample.needles])
+
+
+@torch.inference_mode()
+def _answer(model, tokenizer, cache, logits, sample: Sample) -> dict:
+    """Teacher-forced log-prob of the first gold answer, then the greedy answer (the generation loop of
+    longdoc/generate.py), from the same state."""
+    snapshot = cache.snapshot()
+    gold = tokenizer(" " + sample.answers[0], add_special_tokens=False).input_ids
+    logp = torch.log_softmax(logits.float(), dim=-1)[0, gold[0]].item()
+    step = logits
+    for a, b in zip(gold[:-1], gold[1:]):
+        step = decode_one(model, cache, torch.tensor([[a]]))
+        logp += torch.log_softmax(step.float(), dim=-1)[0, b].item()
+    cache.restore(snapshot)
+    text = "".join(decode(model, tokenizer, cache, logits, SamplingParams(max_new_tokens=sample.max_new_tokens))).strip()
+    s = score(sample, text)
+    return {"answer": text, "score": round(s, 4), "correct": s == 1.0, "gold_logprob": round(logp, 4)}
+
+
+def hit_rate(selections: list[Selection], chunk_size: int, needle_tokens, last: int) -> float | None:
+    """Share of layer x head pairs whose chunks at position `last` include a needle chunk."""
+    if not needle_tokens:
+        return None
+    targets = {c for a, b in needle_tokens for c in range(a // chunk_size, (b - 1) // chunk_size + 1)}
+    hits = total = 0
+    for rec in selections:
+        window = rec.window_at(last)  # (Hq, K): all slots
+        if window is not None:
+            for head in window.tolist():
+                total += 1
+                hits += bool(targets & set(head))
+    return hits / total if total else None
+
+
+@torch.inference_mode()
+def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head_weights=None) -> dict[str, dict]:
+    """One prefill of the sample with the active method, then every reader. Returns {reader name: fields}.
+    head_weights: (n_layers, Hq) retrieval scores for the -rh readers."""
+    p = build_prompt(tokenizer, sample)
+    N = p.ids.shape[1]
+    lh = cfg is not None
+    cache = new_cache(model)
+    selections: list[Selection] = []
+    logits = prefill(model, cache, p.ids, exact_from=p.question_start if lh else None,
+                     record=selections if lh and cfg.selection == "longheads" else None)
+    hit = hit_rate(selections, cfg.chunk_size, p.needle_tokens, N - 1) if selections else None
+    base = {"tokens": N, "hit_rate": None if hit is None else round(hit, 4)}
+    out = {}
+    for r in readers:
+        if r.budget is None:
+            out[r.name] = {**base, **_answer(model, tokenizer, cache, logits, sample)}
+            continue
+        if not selections:
+            continue  # a re-read needs the heads' selections
+        plan = reread.plan(p.ids, selections, cfg, p.question_start, r.budget, hub_correction=r.hub_correction,
+                           neighbours=r.neighbours, head_weights=head_weights if r.retrieval_heads else None)
+        targets = {c for a, b in p.needle_tokens for c in range(a // cfg.chunk_size, (b - 1) // cfg.chunk_size + 1)}
+        activate(model, None)  # the dense pass: plain attention, every position inside the trained length
+        try:
+            dense = new_cache(model)
+            d_logits = prefill(model, dense, plan.ids)
+            res = _answer(model, tokenizer, dense, d_logits, sample)
+        finally:
+            activate(model, cfg)
+        read = {0, *plan.chunks} | {c for c in targets if c >= p.question_start // cfg.chunk_size}
+        out[r.name] = {**base, **res, "reread_tokens": plan.ids.shape[1],
+                       "reread_hit": bool(targets & read) if targets else None}
+    return out
+
+
+def run_suite(lm, tasks: list[str], methods: list[Method], readers: list[Reader], lengths: list[int], trials: int,
+              results: ResultsFile, *, prose: str, seed: int = 0, common: dict | None = None,
+              max_full_length: int | None = None, on_trial=None) -> list[dict]:
+    """Every task x length x method x trial, one prefill each, all readers branched from it; saved per trial."""
+    model, tok = lm.model, lm.tokenizer
+    configs = checked_configs(methods, model.config, common)
+    for length in lengths:
+        for task in tasks:
+            samples = make_samples(task, tok, prose, length, trials, seed)
+            for m in methods:
+                if m.is_full and max_full_length and length > max_full_length:
+                    continue
+                cfg = configs[m.label]
+                rs = [r for r in readers if r.budget is None or m.selects]
+                activate(model, cfg, m.rope(length, model.config))
+                weights = None
+                if m.selects and any(r.retrieval_heads for r in rs):
+                    from ..retrieval_heads import load_or_calibrate
+
+                    weights = load_or_calibrate(model, tok, lm.name, cfg)
+                for i, sample in enumerate(samples):
+                    keys = {r.name: dict(task=task, method=m.label, reader=r.name, config_id=config_id(cfg),
+                                         length=length, trial=i, seed=seed) for r in rs}
+                    todo = [r for r in rs if results.done(**keys[r.name]) is None]
+                    if not todo:
+                        continue
+                    t0 = time.perf_counter()
+                    measured = run_trial(model, tok, sample, cfg, todo, weights)
+                    secs = round(time.perf_counter() - t0, 2)
+                    for name, fields in measured.items():
+                        trial = {**keys[name], **fields, "depth_of_needle": sample.depth, "seconds": secs}
+                        results.add_trial(trial)
+                        if on_trial:
+                            on_trial(trial)
+                    results.set_results(aggregate(results.trials))
+    activate(model, None)
+    records = aggregate(results.trials)
+    results.set_results(records)
+    return records
+
+
+def aggregate(trials: list[dict]) -> list[dict]:
+    """One record per task x method x reader x length: n, correct, accuracy with its Wilson interval, mean score,
+    mean gold log-prob, mean hit rate."""
+    cells: dict[tuple, list[dict]] = {}
+    for t in trials:
+        if "task" in t:
+            cells.setdefault((t["task"], t["method"], t["reader"], t["length"]), []).append(t)
+    out = []
+    for (task, method, reader, length), ts in cells.items():
+        n, k = len(ts), sum(bool(t["correct"]) for t in ts)
+        lo, hi = wilson(k, n)
+        hits = [t["hit_rate"] for t in ts if t.get("hit_rate") is not None]
+        rr = [t["reread_hit"] for t in ts if t.get("reread_hit") is not None]
+        out.append({"task": task, "method": method, "reader": reader, "length": length, "trials": n, "correct": k,
+                    "accuracy": round(k / n, 4), "ci95": [round(lo, 4), round(hi, 4)],
+                    "score": round(sum(t["score"] for t in ts) / n, 4),
+                    "gold_logprob": round(sum(t["gold_logprob"] for t in ts) / n, 4),
+                    "hit_rate": round(sum(hits) / len(hits), 4) if hits else None,
+                    "reread_hit": round(sum(rr) / len(rr), 4) if rr else None})
+    out.sort(key=lambda r: (r["length"], r["task"], r["method"], r["reader"]))
+    return out
+
+
+def format_table(records: list[dict]) -> str:
+    """Markdown table of aggregate() records."""
+    lines = ["| length | task | method | reader | correct | accuracy [95% CI] | score | gold log-prob | hit rate | re-read hit |",
+             "|---:|---|---|---|---:|---|---:|---:|---:|---:|"]
+    for r in records:
+        f = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+        lines.append(f"| {r['length']} | {r['task']} | `{r['method']}` | {r['reader']} | {r['correct']}/{r['trials']} | "
+                     f"{r['accuracy']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['score']:.2f} | "
+                     f"{r['gold_logprob']:.2f} | {f(r['hit_rate'])} | {f(r['reread_hit'])} |")
+    return "\n".join(lines)

@@ -1,0 +1,211 @@
+"""The summary task, scored without a judge model: how much of a multi-section document a summary draws on.
+
+`longdoc ask report.pdf "summarize"` is where top-k retrieval fails by design: a summary should use every
+section, not the k that look most like the word "summarize". Scores:
+
+- section coverage: a section counts as drawn on when at least `min_hits` of its `k` most distinctive terms
+  (tf-idf over the document's sections) appear in the summary; coverage = sections drawn on / sections;
+- heads per section (LongHeads only): the share of the answer's non-mandatory chunk selections that fall in
+  each section, and how many sections got any;
+- ROUGE-1 / ROUGE-2 (Lin 2004) against the document's own abstract or section headings, when it has them.
+
+Documents: the Paul Graham essays (one essay = one section, its title the heading), concatenated to the asked
+length; or any text with Markdown-style headings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+_WORD = re.compile(r"[a-z][a-z'-]{3,}")
+STOPWORDS = set("""
+about above after again against also among another because been before being below between both cannot could
+does doing down during each even every from further have having here hers herself himself into itself just
+more most much must myself never only other ought ours ourselves over same shall should some such than that
+their theirs them themselves then there these they this those through thus under until very were what when
+where which while whom will with would your yours yourself yourselves like think thing things people make made
+really something want well good know going many first time still
+""".split())
+
+
+@dataclass
+class Section:
+    title: str
+    text: str
+
+
+def terms(text: str) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+def distinctive_terms(sections: list[Section], k: int = 12) -> list[list[str]]:
+    """Per section, its k terms of highest tf-idf (idf over the sections)."""
+    counts = [Counter(terms(s.title + " " + s.text)) for s in sections]
+    df = Counter(w for c in counts for w in c)
+    n = len(sections)
+    out = []
+    for c in counts:
+        ranked = sorted(c, key=lambda w: (-c[w] * math.log((1 + n) / (1 + df[w])), w))
+        out.append(ranked[:k])
+    return out
+
+
+def coverage(summary: str, sections: list[Section], k: int = 12, min_hits: int = 2) -> list[bool]:
+    """Which sections the summary draws on (>= min_hits of the section's k distinctive terms appear in it)."""
+    have = set(terms(summary))
+    return [sum(w in have for w in ts) >= min_hits for ts in distinctive_terms(sections, k)]
+
+
+def _ngrams(text: str, n: int) -> Counter:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+def rouge_n(candidate: str, reference: str, n: int = 1) -> dict[str, float]:
+    """ROUGE-N precision, recall and F1 over lowercase word n-grams."""
+    c, r = _ngrams(candidate, n), _ngrams(reference, n)
+    overlap = sum((c & r).values())
+    p = overlap / max(1, sum(c.values()))
+    rec = overlap / max(1, sum(r.values()))
+    return {"precision": p, "recall": rec, "f1": 2 * p * rec / (p + rec) if p + rec else 0.0}
+
+
+def section_spans(sections: list[Section], joiner: str = "\n\n") -> tuple[str, list[tuple[int, int]]]:
+    """The document text ("# title\\n\\ntext" per section) and each section's character span in it."""
+    parts, spans, at = [], [], 0
+    for s in sections:
+        block = f"# {s.title}\n\n{s.text}"
+        spans.append((at, at + len(block)))
+        parts.append(block)
+        at += len(block) + len(joiner)
+    return joiner.join(parts), spans
+
+
+def heads_per_section(selections, cfg, token_spans: list[tuple[int, int]], from_pos: int) -> list[float]:
+    """Share of the non-mandatory chunk selections at positions >= from_pos (the answer) in each section.
+    token_spans: each section's token range [a, b); a chunk is credited to the sections it overlaps, by overlap."""
+    from ..longheads.layout import SlotLayout
+
+    l, selected = cfg.chunk_size, SlotLayout.of(cfg).selected
+    per = [0.0] * len(token_spans)
+    total = 0
+    for rec in selections:
+        rows = rec.positions >= from_pos
+        if not bool(rows.any()):
+            continue
+        chosen = rec.chunks[0][:, rows][..., selected].flatten().tolist()
+        total += len(chosen)
+        for c in chosen:
+            lo, hi = c * l, (c + 1) * l
+            for i, (a, b) in enumerate(token_spans):
+                o = min(hi, b) - max(lo, a)
+                if o > 0:
+                    per[i] += o / l
+    return [x / total if total else 0.0 for x in per]
+
+
+def essay_sections(essays_text: str, n_tokens: int, count_tokens) -> list[Section]:
+    """Whole essays (title = first line) until about n_tokens tokens."""
+    out, used = [], 0
+    for block in re.split(r"\n{3,}|\n\n(?=[A-Z][^\n]{3,80}\n\n)", essays_text):
+        block = block.strip()
+        if len(block) < 200:
+            continue
+        title, _, body = block.partition("\n")
+        t = count_tokens(block)
+        if used + t > n_tokens and out:
+            break
+        out.append(Section(title.strip()[:80], body.strip()))
+        used += t
+    if len(out) < 2:
+        from ..errors import InputError
+
+        raise InputError("the summary task needs a text of at least two sections (blocks separated by two blank "
+                         "lines, the title on the first line).")
+    return out
+
+
+QUESTION = "Summarize the document above: one sentence for each of its sections."
+
+
+def run_summary(lm, methods, readers, sections: list[Section], results, *, max_new_tokens: int = 200,
+                common: dict | None = None, on_trial=None) -> list[dict]:
+    """Summarize one multi-section document with every method x reader (readers branch from one prefill);
+    record coverage, heads per section, ROUGE against the section headings."""
+    import torch
+
+    from .. import reread
+    from ..generate import SamplingParams, decode, prefill
+    from ..prefix import new_cache
+    from .methods import activate, checked_configs
+    from .results import config_id
+    from .suite import build_prompt
+    from .tasks import Sample
+
+    model, tok = lm.model, lm.tokenizer
+    text, spans = section_spans(sections)
+    sample = Sample("summary", text, QUESTION, "", [], list(spans), max_new_tokens=max_new_tokens)
+    p = build_prompt(tok, sample)
+    headings = " ".join(s.title for s in sections)
+    configs = checked_configs(methods, model.config, common)
+
+    @torch.inference_mode()
+    def greedy(cache, logits, record=None):  # the generation loop of longdoc/generate.py
+        return "".join(decode(model, tok, cache, logits, SamplingParams(max_new_tokens=max_new_tokens),
+                              record=record)).strip()
+
+    for m in methods:
+        cfg = configs[m.label]
+        activate(model, cfg, m.rope(p.ids.shape[1], model.config))
+        rs = [r for r in readers if r.budget is None or m.selects]
+        keys = {r.name: dict(task="summary", method=m.label, reader=r.name, config_id=config_id(cfg),
+                             length=p.ids.shape[1], trial=0, seed=0) for r in rs}
+        todo = [r for r in rs if results.done(**keys[r.name]) is None]
+        if not todo:
+            continue
+        cache = new_cache(model)
+        doc_sel: list = []
+        with torch.inference_mode():
+            logits = prefill(model, cache, p.ids, exact_from=p.question_start if cfg else None,
+                             record=doc_sel if m.selects else None)
+        for r in todo:
+            if r.budget is None:
+                snap = cache.snapshot()
+                n0 = cache.get_seq_length()
+                answer_sel: list = []
+                answer = greedy(cache, logits, record=answer_sel if m.selects else None)
+                cache.restore(snap)
+                share = heads_per_section(answer_sel, cfg, p.needle_tokens, n0) if m.selects else None
+                extra = {}
+            else:
+                plan = reread.plan(p.ids, doc_sel, cfg, p.question_start, r.budget, hub_correction=r.hub_correction)
+                activate(model, None)
+                try:
+                    dense = new_cache(model)
+                    with torch.inference_mode():
+                        answer = greedy(dense, prefill(model, dense, plan.ids))
+                finally:
+                    activate(model, cfg)
+                l = cfg.chunk_size
+                read = [0, *plan.chunks]
+                share = [sum(max(0, min((c + 1) * l, b) - max(c * l, a)) for c in read) / (len(read) * l)
+                         for a, b in p.needle_tokens]
+                extra = {"reread_chunks": plan.chunks}
+            cov = coverage(answer, sections)
+            trial = {**keys[r.name], "answer": answer, "sections": len(sections), "covered": sum(cov),
+                     "coverage": round(sum(cov) / len(sections), 4),
+                     "heads_sections": None if share is None else sum(x > 0 for x in share),
+                     "heads_share": None if share is None else [round(x, 4) for x in share],
+                     "rouge1_headings": round(rouge_n(answer, headings, 1)["recall"], 4),
+                     "correct": False, "score": round(sum(cov) / len(sections), 4), "gold_logprob": 0.0, **extra}
+            results.add_trial(trial)
+            if on_trial:
+                on_trial(trial)
+            results.save()
+    activate(model, None)
+    rows = [t for t in results.trials if t.get("task") == "summary"]
+    results.set_results(rows)
+    return rows

@@ -1,0 +1,145 @@
+"""A LongHeads-guided re-read: the heads' own chunk selections choose what a short dense pass reads.
+
+After a LongHeads prefill of document + question, every head of every layer has selected chunks for the
+question's tokens (eq. 3). Those selections are votes. The chunks with the most votes, corrected for how often
+the document's own tokens select each chunk anyway ("hub" chunks, as in nearest-neighbour search: a few chunk
+summaries score high for any query), are read once more by plain causal attention, in text order, between the
+first chunk and the question:
+
+    dense prompt = [chunk 0 | best chunks in text order ... | tail: partial chunk + question]   (<= budget tokens)
+
+Every position of the dense prompt lies inside the model's trained length, so it answers with the attention
+it was trained for. This is InfiniRetri's idea (arXiv 2502.12962: attention scores choose the tokens to keep),
+with LongHeads' per-head chunk selections as the scores; no external retriever.
+
+Notation: C chunks, l chunk size, Hq query heads, n_sel selected (non-mandatory) slots per head.
+Selection records are the `longdoc.longheads.layout.Selection`s a prefill recorded (`prefill(..., record=[])`):
+layer, positions (g,) the last position of each query group, chunks (B, Hq, g, K) in the slot layout
+[first, selected (n_sel)..., previous (if kept), current] (`longdoc/longheads/layout.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .longheads.config import LongHeadsConfig
+from .longheads.layout import Selection, SlotLayout
+
+
+@dataclass(frozen=True)
+class RereadPlan:
+    """What the dense pass reads. chunks: chosen chunk indices in text order; ids: the dense prompt (1, n)."""
+
+    chunks: list[int]
+    ids: torch.Tensor
+    scores: torch.Tensor  # (C,) the corrected vote of every chunk (-inf: not a candidate)
+
+
+def _selected_slots(cfg: LongHeadsConfig, chunks: torch.Tensor) -> torch.Tensor:
+    """(B, Hq, g, K) slot layout -> (B, Hq, g, n_sel): the chunks chosen by score (mandatory slots dropped)."""
+    return chunks[..., SlotLayout.of(cfg).selected]
+
+
+def chunk_votes(selections: list[Selection], cfg: LongHeadsConfig, n_chunks: int, query_from: int,
+                head_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """How often heads selected each chunk for queries at positions >= query_from (the question, the answer).
+
+    head_weights (n_layers, Hq): each head's vote counts this much (retrieval scores,
+    `longdoc.retrieval_heads`); None = every head counts 1.
+    Returns (C,) float: weighted selections per chunk divided by the weighted number of (layer, head, query
+    group) choices, i.e. the (weighted) share of choices that picked the chunk.
+    """
+    votes = torch.zeros(n_chunks, dtype=torch.float64)
+    choices = 0.0
+    for rec in selections:
+        rows = rec.positions >= query_from  # (g,)
+        if not bool(rows.any()):
+            continue
+        chosen = _selected_slots(cfg, rec.chunks[0][:, rows])  # (Hq, g', n_sel)
+        Hq, g = chosen.shape[:2]
+        w = torch.ones(Hq, dtype=torch.float64) if head_weights is None else head_weights[rec.layer].double()
+        keep = chosen < n_chunks
+        weights = w[:, None, None].expand_as(chosen)[keep]
+        votes += torch.bincount(chosen[keep], weights=weights, minlength=n_chunks)[:n_chunks]
+        choices += float(w.sum()) * g
+    return votes / max(choices, 1e-12)
+
+
+def chunk_prior(selections: list[Selection], cfg: LongHeadsConfig, n_chunks: int, query_to: int) -> torch.Tensor:
+    """How much more often than chance the document's own queries (positions < query_to) select each chunk.
+
+    A group in chunk q may choose n_sel of its candidates 1..q-1-keep_previous; chance is n_sel / #candidates.
+    Returns (C,) float: mean over the groups that could choose the chunk of picked / chance (1.0 = average;
+    a hub chunk is far above 1). Chunks no group could choose get 1.0.
+    """
+    lift = torch.zeros(n_chunks, dtype=torch.float64)
+    eligible = torch.zeros(n_chunks, dtype=torch.float64)
+    n_sel, l = cfg.selected_per_head, cfg.chunk_size
+    for rec in selections:
+        rows = rec.positions < query_to
+        if not bool(rows.any()):
+            continue
+        pos = rec.positions[rows]
+        chosen = _selected_slots(cfg, rec.chunks[0][:, rows])  # (Hq, g', n_sel)
+        last = pos // l - 1 - int(cfg.keep_previous)  # (g',) last candidate chunk of each group
+        n_cand = last.clamp(min=1).double()  # candidates 1..last
+        inv_chance = (n_cand / n_sel)[None, :, None].expand_as(chosen)  # weight of one pick
+        lift.index_add_(0, chosen.flatten(), inv_chance.flatten())
+        # every (head, group) could pick any chunk 1..last: eligible[c] += Hq for each group with last >= c
+        per_group = torch.zeros(n_chunks + 1, dtype=torch.float64)
+        per_group.index_add_(0, last.clamp(min=0, max=n_chunks - 1), torch.ones(len(last), dtype=torch.float64))
+        counts = per_group[:n_chunks].flip(0).cumsum(0).flip(0)  # groups with last >= c
+        counts[0] = 0  # chunk 0 is never a candidate
+        eligible += counts * chosen.shape[0]
+    prior = torch.ones(n_chunks, dtype=torch.float64)
+    ok = eligible > 0
+    prior[ok] = lift[ok] / eligible[ok]
+    return prior
+
+
+def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,
+         hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None) -> RereadPlan:
+    """Choose the chunks of a dense re-read and build its prompt.
+
+    ids (1, N): the prompt the LongHeads prefill read (document, then the question from token `question_start`).
+    budget: tokens of the dense prompt (must fit the model's trained length; the caller checks).
+    hub_correction: rank by vote / (1 + lift), lift = how much more than chance the document's own queries pick
+        the chunk (`chunk_prior`): a chunk every query picks loses its advantage; the +1 keeps a chunk the
+        document never picks from being ranked up by one stray vote.
+    head_weights: (n_layers, Hq) retrieval scores weighing each head's votes (`longdoc.retrieval_heads`).
+    neighbours: also read the chunk after each chosen chunk when the budget allows (a fact cut by a chunk
+        boundary; paper Table 7).
+    Raises ValueError if the question leaves no room for a single chunk in the budget.
+    """
+    l = cfg.chunk_size
+    N = ids.shape[1]
+    n_full = question_start // l  # chunks wholly before the question's first token... and the partial one
+    tail_from = n_full * l  # the partial chunk holding the question's start, then the question
+    tail = ids[:, tail_from:]
+    room = (budget - min(l, N) - tail.shape[1]) // l
+    if room < 1:
+        raise ValueError(f"re-read budget {budget} leaves no room for a chunk next to a {tail.shape[1]}-token tail")
+    C = max(n_full, 1)
+    votes = chunk_votes(selections, cfg, C, question_start, head_weights)
+    scores = votes.clone()
+    if hub_correction:
+        prior = chunk_prior(selections, cfg, C, question_start)
+        scores = votes / (1.0 + prior)  # smoothed: a chunk the document never picks is not blown up by noise
+    scores[0] = float("-inf")  # chunk 0 is always read
+    candidates = [c for c in torch.argsort(scores, descending=True, stable=True).tolist()
+                  if c >= 1 and scores[c] > float("-inf") and votes[c] > 0]
+    chosen: list[int] = []
+    for c in candidates:
+        if len(chosen) >= room:
+            break
+        if c not in chosen:
+            chosen.append(c)
+        if neighbours and len(chosen) < room and c + 1 < n_full and (c + 1) not in chosen:
+            chosen.append(c + 1)
+    chosen.sort()
+    parts = [ids[:, : min(l, N)]] + [ids[:, c * l : (c + 1) * l] for c in chosen if c >= 1] + [tail]
+    if n_full == 0:  # the question starts in chunk 0: the whole prompt is the dense prompt
+        parts, chosen = [ids], []
+    return RereadPlan(chosen, torch.cat(parts, dim=1), scores)

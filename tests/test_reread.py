@@ -1,0 +1,86 @@
+"""The LongHeads-guided re-read: votes, the hub correction and the dense prompt, on hand-made selection records
+(the slot layout of `chunks.select`), and end to end on a tiny model."""
+
+import torch
+
+from longdoc import LongHeadsConfig, enable_longheads
+from longdoc import reread
+from longdoc.generate import prefill
+from longdoc.longheads.layout import Selection
+from longdoc.prefix import new_cache
+from tiny_models import make_tiny_llama
+
+L = 4  # chunk size
+CFG = LongHeadsConfig(chunk_size=L, chunks=5)  # keep_previous: slots [first, sel, sel, previous, current]
+
+
+def _rec(pos, selected, n_heads=3):
+    """One attention call's record: groups ending at `pos`, every head choosing `selected[g]` (2 chunks)."""
+    g = len(pos)
+    chunks = torch.zeros(1, n_heads, g, 5, dtype=torch.long)
+    for i, (p, (a, b)) in enumerate(zip(pos, selected)):
+        chunks[0, :, i] = torch.tensor([0, a, b, p // L - 1, p // L])
+    return Selection(0, torch.tensor(pos), chunks)
+
+
+def _records():
+    """Document queries (chunks 5-9) always pick hub chunk 3; the question (positions >= 40) picks 3 and 6."""
+    doc = _rec([23, 27, 31, 35, 39], [(3, 1), (3, 2), (3, 4), (3, 1), (3, 2)])
+    question = _rec([40, 41, 42, 43], [(3, 6), (3, 6), (3, 6), (3, 6)])
+    return [doc, question]
+
+
+def test_votes_are_the_share_of_question_choices():
+    v = reread.chunk_votes(_records(), CFG, 10, query_from=40)
+    assert v[3] == 1.0 and v[6] == 1.0 and v.sum() == 2.0  # every (head, group) choice picked both
+
+
+def test_prior_marks_the_hub_chunk():
+    prior = reread.chunk_prior(_records(), CFG, 10, query_to=40)
+    assert prior[3] > 2.0  # picked by every document query: far above chance
+    assert prior[6] == 0.0  # eligible for the later groups, never picked
+    assert prior[0] == 1.0 and prior[9] == 1.0  # never a candidate: neutral
+
+
+def test_hub_correction_prefers_the_chunk_only_the_question_wants():
+    ids = torch.arange(46)[None]  # 11 full chunks' worth before the question at 40, then a 6-token tail
+    budget = L + 1 * L + 6  # room for the first chunk, one chunk, the tail
+    hub = reread.plan(ids, _records(), CFG, question_start=40, budget=budget)
+    raw = reread.plan(ids, _records(), CFG, question_start=40, budget=budget, hub_correction=False)
+    assert hub.chunks == [6] and raw.chunks == [3]
+    assert hub.ids.tolist()[0] == [0, 1, 2, 3, 24, 25, 26, 27] + list(range(40, 46))
+
+
+def test_plan_keeps_text_order_budget_and_neighbours():
+    ids = torch.arange(46)[None]
+    p = reread.plan(ids, _records(), CFG, question_start=40, budget=L + 3 * L + 6, neighbours=True)
+    assert p.chunks == sorted(p.chunks) and len(p.chunks) <= 3
+    assert 7 in p.chunks  # the chunk after the best one
+    assert p.ids.shape[1] <= L + 3 * L + 6
+    assert p.ids[0, -6:].tolist() == list(range(40, 46))  # the question tail, untouched
+
+
+def test_plan_refuses_a_budget_without_room():
+    ids = torch.arange(46)[None]
+    try:
+        reread.plan(ids, _records(), CFG, question_start=40, budget=L + 6)
+    except ValueError as e:
+        assert "no room" in str(e)
+    else:
+        raise AssertionError("expected ValueError")
+
+
+def test_reread_on_a_tiny_model_reads_the_chunks_the_heads_chose():
+    model = make_tiny_llama(max_positions=256, vocab=512)
+    cfg = LongHeadsConfig(chunk_size=16, chunks=4)
+    enable_longheads(model, cfg)
+    torch.manual_seed(0)
+    ids = torch.randint(5, 500, (1, 200))
+    selections = []
+    prefill(model, new_cache(model), ids, exact_from=180, record=selections)
+    p = reread.plan(ids, selections, cfg, question_start=180, budget=64)
+    # first chunk + one chunk + the tail (176..200): the chosen chunks are ones the question's heads selected
+    voted = reread.chunk_votes(selections, cfg, 11, query_from=180)
+    assert p.chunks and all(voted[c] > 0 for c in p.chunks)
+    expected = torch.cat([ids[:, :16]] + [ids[:, c * 16 : (c + 1) * 16] for c in p.chunks] + [ids[:, 176:]], dim=1)
+    assert torch.equal(p.ids, expected) and p.ids.shape[1] <= 64
