@@ -100,7 +100,8 @@ def chunk_prior(selections: list[Selection], cfg: LongHeadsConfig, n_chunks: int
 
 
 def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,
-         hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None) -> RereadPlan:
+         hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None,
+         diverse: bool = True) -> RereadPlan:
     """Choose the chunks of a dense re-read and build its prompt.
 
     ids (1, N): the prompt the LongHeads prefill read (document, then the question from token `question_start`).
@@ -109,6 +110,8 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
         the chunk (`chunk_prior`): a chunk every query picks loses its advantage; the +1 keeps a chunk the
         document never picks from being ranked up by one stray vote.
     head_weights: (n_layers, Hq) retrieval scores weighing each head's votes (`longdoc.retrieval_heads`).
+    diverse: skip a candidate whose token 4-grams overlap more than MAX_OVERLAP with a chunk already read
+        (maximal-marginal-relevance style; repeated boilerplate or filler is read once).
     neighbours: also read the chunk after each chosen chunk when the budget allows (a fact cut by a chunk
         boundary; paper Table 7).
     Raises ValueError if the question leaves no room for a single chunk in the budget.
@@ -131,11 +134,18 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     candidates = [c for c in torch.argsort(scores, descending=True, stable=True).tolist()
                   if c >= 1 and scores[c] > float("-inf") and votes[c] > 0]
     chosen: list[int] = []
+    seen = [_shingles(ids[0, :l])]  # chunk 0 is read anyway
     for c in candidates:
         if len(chosen) >= room:
             break
-        if c not in chosen:
-            chosen.append(c)
+        if c in chosen:
+            continue
+        if diverse:
+            sh = _shingles(ids[0, c * l : (c + 1) * l])
+            if any(_overlap(sh, o) > MAX_OVERLAP for o in seen):
+                continue  # near-duplicate of text already read: reading it twice adds nothing
+            seen.append(sh)
+        chosen.append(c)
         if neighbours and len(chosen) < room and c + 1 < n_full and (c + 1) not in chosen:
             chosen.append(c + 1)
     chosen.sort()
@@ -143,3 +153,16 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     if n_full == 0:  # the question starts in chunk 0: the whole prompt is the dense prompt
         parts, chosen = [ids], []
     return RereadPlan(chosen, torch.cat(parts, dim=1), scores)
+
+
+MAX_OVERLAP = 0.95  # share of a chunk's token 4-grams also in a chunk already read
+
+
+def _shingles(ids: torch.Tensor, n: int = 4) -> set[tuple[int, ...]]:
+    t = ids.tolist()
+    return {tuple(t[i : i + n]) for i in range(len(t) - n + 1)}
+
+
+def _overlap(a: set, b: set) -> float:
+    """Share of a's shingles also in b (asymmetric: a short chunk inside a long one counts as a duplicate)."""
+    return len(a & b) / len(a) if a else 1.0
