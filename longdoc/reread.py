@@ -101,7 +101,7 @@ def chunk_prior(selections: list[Selection], cfg: LongHeadsConfig, n_chunks: int
 
 def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,
          hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None,
-         diverse: bool = True) -> RereadPlan:
+         diverse: bool = True, prior: torch.Tensor | None = None) -> RereadPlan:
     """Choose the chunks of a dense re-read and build its prompt.
 
     ids (1, N): the prompt the LongHeads prefill read (document, then the question from token `question_start`).
@@ -109,6 +109,8 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     hub_correction: rank by vote / (1 + lift), lift = how much more than chance the document's own queries pick
         the chunk (`chunk_prior`): a chunk every query picks loses its advantage; the +1 keeps a chunk the
         document never picks from being ranked up by one stray vote.
+    prior: (C',) the document's `chunk_prior`, when its selections are not in `selections` (a stored or
+        pooled document prefix); None = computed from `selections`.
     head_weights: (n_layers, Hq) retrieval scores weighing each head's votes (`longdoc.retrieval_heads`).
     diverse: skip a candidate whose token 4-grams overlap more than MAX_OVERLAP with a chunk already read
         (maximal-marginal-relevance style; repeated boilerplate or filler is read once).
@@ -128,7 +130,10 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     votes = chunk_votes(selections, cfg, C, question_start, head_weights)
     scores = votes.clone()
     if hub_correction:
-        prior = chunk_prior(selections, cfg, C, question_start)
+        if prior is None:
+            prior = chunk_prior(selections, cfg, C, question_start)
+        else:  # a prefix's prior covers its own chunks; later ones are neutral
+            prior = torch.cat([prior.double()[:C], torch.ones(max(0, C - len(prior)), dtype=torch.float64)])
         scores = votes / (1.0 + prior)  # smoothed: a chunk the document never picks is not blown up by noise
     scores[0] = float("-inf")  # chunk 0 is always read
     candidates = [c for c in torch.argsort(scores, descending=True, stable=True).tolist()

@@ -84,3 +84,12 @@ def test_reread_on_a_tiny_model_reads_the_chunks_the_heads_chose():
     assert p.chunks and all(voted[c] > 0 for c in p.chunks)
     expected = torch.cat([ids[:, :16]] + [ids[:, c * 16 : (c + 1) * 16] for c in p.chunks] + [ids[:, 176:]], dim=1)
     assert torch.equal(p.ids, expected) and p.ids.shape[1] <= 64
+
+
+def test_a_stored_prior_replaces_the_one_computed_from_the_records():
+    ids = torch.arange(46)[None]
+    question_only = [_records()[1]]  # the document's selections are not at hand (a stored prefix)
+    no_prior = reread.plan(ids, question_only, CFG, question_start=40, budget=L + L + 6)
+    stored = reread.chunk_prior(_records(), CFG, 10, query_to=40)
+    with_prior = reread.plan(ids, question_only, CFG, question_start=40, budget=L + L + 6, prior=stored[:8])
+    assert no_prior.chunks == [3] and with_prior.chunks == [6]
