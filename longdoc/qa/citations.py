@@ -76,12 +76,25 @@ def chunk_label_weights(chunk: int, chunk_size: int, labels: list[str]) -> Count
     return out
 
 
-def sources(selections: list[Selection], document, prompt, config, top: int | None = 5) -> list[Source]:
-    """The sources the heads read most while answering, with their share, most read first."""
-    counts = chunk_counts(selections, len(prompt.ids), config)
+def sources(selections: list[Selection], document, prompt, config, top: int | None = 5, *,
+            prior=None) -> list[Source]:
+    """The sources the heads read most while answering, with their share, most read first.
+
+    prior (C,): the document's chunk prior (`longdoc.reread.chunk_prior`: how much more than chance its own
+    tokens select each chunk). Counts are divided by (1 + prior), so a "hub" chunk that every query selects
+    (measured on a 33k-token manual: the same two pages for every question) does not top every answer's list.
+    """
+    return weighted_sources(chunk_counts(selections, len(prompt.ids), config), document, prompt, config, top,
+                            prior=prior)
+
+
+def weighted_sources(counts: dict, document, prompt, config, top: int | None = 5, *, prior=None) -> list[Source]:
+    """Sources from chunk weights {chunk: weight} (selection counts, or the chunks a re-read read)."""
     labels = token_labels(document, prompt)
     by_label: Counter = Counter()
     for chunk, n in counts.items():
+        if prior is not None and chunk < len(prior):
+            n = n / (1.0 + float(prior[chunk]))
         if chunk * config.chunk_size >= len(labels):
             continue
         for lab, frac in chunk_label_weights(chunk, config.chunk_size, labels).items():

@@ -64,3 +64,15 @@ def test_a_chunk_straddling_a_page_break_splits_its_weight_and_the_question_is_o
 def test_no_decode_selections_gives_no_sources():
     doc, prompt = two_page_doc()
     assert sources([record(0, [10], [[[0, 1, 2, 3, 4]]])], doc, prompt, CFG) == []
+
+
+def test_a_hub_chunk_loses_its_lead_under_the_document_prior():
+    doc, prompt = two_page_doc()
+    # page 2's chunk 6 is selected by both heads; page 1's chunk 2 by one; but chunk 6 is a hub: the document's
+    # own tokens pick it 9x more than chance
+    sel = [record(0, [44], [[[0, 6, 2, 9, 10]], [[0, 6, 7, 9, 10]]])]
+    prior = torch.ones(10)
+    prior[6] = prior[7] = 9.0
+    plain = sources(sel, doc, prompt, CFG)
+    corrected = sources(sel, doc, prompt, CFG, prior=prior)
+    assert plain[0].label == "r.pdf p. 2" and corrected[0].label == "r.pdf p. 1"
