@@ -309,6 +309,9 @@ class LongDocLLM(_LongDocModel, LLM):
         return params
 
     def prompt_ids(self, prompt: str) -> list[int]:
+        from longdoc.prompt_checks import check_text
+
+        check_text(prompt)
         if self.raw_prompt:
             return self.engine.encode(prompt)
         return self.engine.chat_ids([{"role": "user", "content": prompt}], add_generation_prompt=True)

@@ -33,3 +33,9 @@ class TooLongError(LongdocError):
     """A prompt longer than LongHeads can reach or than memory allows."""
 
     exit_code = 5
+
+
+class EngineBusyError(LongdocError):
+    """The engine stayed busy with another call's step longer than the stated wait (longdoc/lease.py)."""
+
+    exit_code = 6

@@ -6,6 +6,8 @@ run both through the same code.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -58,6 +60,18 @@ def crop_to(cache, length: int) -> None:
         cache.crop(-extra)
 
 
+@functools.lru_cache(maxsize=None)
+def _cache_arg(model_class) -> str:
+    params = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_kw(model, cache) -> dict:
+    """The forward keyword that takes the KV cache: `cache` where the model's forward has it (newer transformers
+    5.x deprecate `past_key_values` with a FutureWarning on every call), else `past_key_values`."""
+    return {_cache_arg(type(model)): cache}
+
+
 DECODE_HEADROOM = 1024  # tokens of answer the cache makes room for at prefill, beyond the prompt
 
 
@@ -84,7 +98,7 @@ def prefill(model, cache, input_ids: torch.Tensor, *, block: int | None = None, 
     done = 0
     while done < N:
         piece = input_ids[:, done : done + block]
-        out = model(input_ids=piece, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=piece, **cache_kw(model, cache), use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1]
         done += piece.shape[1]
         if progress:
@@ -97,7 +111,7 @@ def prefill(model, cache, input_ids: torch.Tensor, *, block: int | None = None, 
 @torch.inference_mode()
 def decode_one(model, cache, token: torch.Tensor) -> torch.Tensor:
     """One decode step: token (1, 1) -> logits (1, vocab)."""
-    return model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    return model(input_ids=token, **cache_kw(model, cache), use_cache=True, logits_to_keep=1).logits[:, -1]
 
 
 def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import chat_template
 from .errors import ConfigError
+from .prompt_checks import check_text
 
 FORMAT_VERSION = 1  # bump when a frame's text changes: stored ingests of the old frame stop matching
 FORMATS = ("chat", "chat-sandwich", "completion", "doc-chat")
@@ -54,7 +56,8 @@ def is_reusable(fmt: str) -> bool:
 
 
 def build(tokenizer, document: str, question: str, *, fmt: str = DEFAULT_FORMAT, system: str | None = None) -> Prompt:
-    """The prompt for `question` about `document` in format `fmt`."""
+    """The prompt for `question` about `document` in format `fmt` (InputError for a blank question)."""
+    check_text(question, "The question")
     head, tail, stop = _frame(tokenizer, fmt, question, system)
     return _assemble(tokenizer, head, document, tail, stop, fmt, reusable=is_reusable(fmt))
 
@@ -91,7 +94,7 @@ def _chat(tokenizer, system: str | None, content: str) -> tuple[str, str]:
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError("This model's tokenizer has no chat template: use --format completion.")
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = chat_template.render(tokenizer, messages, add_generation_prompt=True, check=False)
     if _DOC in text:
         head, tail = text.split(_DOC, 1)
         return head, tail

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cache import LongHeadsCache
-from ..generate import crop_to, new_cache, prefill
+from ..generate import cache_kw, crop_to, new_cache, prefill
 from ..patch import longheads_config
 
 INTRO = ("There is an important info hidden inside a lot of irrelevant text. Find it and memorize them. "
@@ -74,7 +74,7 @@ def run_trial(model, tokenizer, prompt: PasskeyPrompt, max_new_tokens: int = 8) 
     key_ids = tokenizer(" " + prompt.key, add_special_tokens=False).input_ids
     logp = torch.log_softmax(logits.float(), dim=-1)[0, key_ids[0]].item()
     for a, b in zip(key_ids[:-1], key_ids[1:]):
-        step = model(input_ids=torch.tensor([[a]], device=device), past_key_values=cache, use_cache=True,
+        step = model(input_ids=torch.tensor([[a]], device=device), **cache_kw(model, cache), use_cache=True,
                      logits_to_keep=1).logits[:, -1]
         logp += torch.log_softmax(step.float(), dim=-1)[0, b].item()
     if snap is not None:

@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from ..generate import cache_kw
 from .methods import Method, activate, checked_configs
 from .results import ResultsFile, config_id
 
@@ -38,7 +39,7 @@ def tail_nll(model, ids: torch.Tensor, tail: int) -> tuple[float, int]:
         raise ValueError(f"tail {tail} must be between 1 and the context length {L}")
     cache = new_cache(model)
     first = prefill(model, cache, ids[:, : L - tail])  # (1, V): predicts ids[L - tail]
-    rest = model(input_ids=ids[:, L - tail : L - 1], past_key_values=cache, use_cache=True).logits[0]  # (tail-1, V)
+    rest = model(input_ids=ids[:, L - tail : L - 1], **cache_kw(model, cache), use_cache=True).logits[0]  # (tail-1, V)
     logits = torch.cat([first, rest], dim=0).float()  # (tail, V)
     targets = ids[0, L - tail :]  # (tail,)
     nll = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
