@@ -75,8 +75,9 @@ def cite_text(session: Session, prompt, found) -> str:
 @model_options
 @handle_errors
 def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_stream, as_json, password, fmt, system,
-        store, quiet, max_input_tokens, cache_max, model, window, chunk_size, chunks, threads):
-    """Answer QUESTION about the documents at PATH... (PDF, text, a directory, or - for standard input).
+        store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads):
+    """Answer QUESTION about the documents at PATH... (PDF, Word, PowerPoint, Excel, HTML, EPUB, notebook, text, a
+    directory, or - for standard input).
 
     \b
       longdoc ask report.pdf "What does the report conclude?"
@@ -84,7 +85,8 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_str
     """
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
-                           max_input_tokens=max_input_tokens, cache_max=cache_max)
+                           max_input_tokens=max_input_tokens, cache_max=cache_max,
+                           max_file_size=max_file_size, follow_links=follow_links)
     streaming = not (no_stream or as_json)
     out = sys.stdout
     text, usage, prompt = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
@@ -92,6 +94,8 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_str
     found = citations_for(session, prompt) if cite else None
     if as_json:
         obj = {"answer": text, "model": session.engine.name, "format": session.fmt, "sources": session.document.sources,
+               "source_info": session.document.source_info,
+               "skipped": [{"path": p, "reason": r} for p, r in session.document.skipped],
                "usage": usage_dict(usage, session.ingest)}
         if found is not None:
             obj["citations"] = [{"source": s.label, "share": round(s.share, 4)} for s in found]

@@ -108,6 +108,13 @@ def note(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
+def warn(message: str, quiet: bool = False) -> None:
+    """A line on stderr about something the user would otherwise not know (a skipped file, an ingest not
+    stored): printed whether or not stderr is a terminal (pipes, logs, CI), unless -q."""
+    if not quiet:
+        click.echo(f"Note: {' '.join(str(message).split())}", err=True)
+
+
 @contextmanager
 def prefill_progress(description: str, enabled: bool = True):
     """Yields a `progress(done, total)` callback drawing a rich bar on stderr (tokens, tokens/s, ETA).

@@ -9,8 +9,10 @@ import click
 
 from .. import prompting
 from ..documents import Document, load
-from ..store import Ingest, Store, ensure_prefix, prefix_key
-from .common import make_engine, note, prefill_progress
+from ..store import Ingest, Store, ensure_prefix, parse_size, prefix_key
+
+SHOWN_SKIPS = 20  # skipped files listed on stderr (--json lists all)
+from .common import make_engine, note, prefill_progress, warn
 
 # options every document-reading command takes (besides the model options in common.py)
 password_option = click.option("--password", default=None, help="Password of an encrypted PDF.")
@@ -24,11 +26,15 @@ max_input_option = click.option("--max-input-tokens", type=click.IntRange(min=1)
                                 help="Refuse prompts longer than this (default: what LongHeads and memory allow).")
 cache_max_option = click.option("--cache-max", default=None, metavar="SIZE",
                                 help="Size cap of stored ingests, e.g. 20GB (env LONGDOC_CACHE_MAX; default 20GB).")
+max_file_size_option = click.option("--max-file-size", default=None, metavar="SIZE",
+                                    help="Largest file read, e.g. 500MB (default 256MB; text files inside a folder: 2MB).")
+follow_links_option = click.option("--follow-links", is_flag=True,
+                                   help="Inside folders, follow symbolic links that lead out of the folder named.")
 
 
 def session_options(fn):
     for option in reversed((password_option, format_option, system_option, store_option, quiet_option,
-                            max_input_option, cache_max_option)):
+                            max_input_option, cache_max_option, max_file_size_option, follow_links_option)):
         fn = option(fn)
     return fn
 
@@ -49,7 +55,7 @@ class Session:
     def prompt(self, question: str) -> prompting.Prompt:
         return prompting.build(self.engine.tokenizer, self.document.text, question, fmt=self.fmt, system=self.system)
 
-    def prepare(self, prompt: prompting.Prompt, save: bool = True) -> None:
+    def prepare(self, prompt: prompting.Prompt, save: bool = True, note_not_stored: bool = True) -> None:
         """Get the document prefix of `prompt` into the engine: from the store, or prefilled (then stored)."""
         self.engine.check_length(len(prompt.ids))
         if not prompt.prefix_len or self.ingest is not None:
@@ -60,6 +66,8 @@ class Session:
                                         info=self.manifest_info())
         how = "loaded the stored ingest" if self.ingest.reused else "read"
         note(f"{how} {self.ingest.tokens:,} document tokens in {self.ingest.seconds:.1f} s", self.quiet)
+        if self.ingest.not_stored and note_not_stored:
+            warn(f"the ingest was not stored ({self.ingest.not_stored}); the answer does not need it", self.quiet)
 
     def manifest_info(self) -> dict:
         return {"sources": self.document.sources, "chars": len(self.document.text), "format": self.fmt}
@@ -67,10 +75,13 @@ class Session:
 
 def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None, threads=None, password=None,
                  fmt=prompting.DEFAULT_FORMAT, system=None, store=True, quiet=False, max_input_tokens=None,
-                 cache_max=None) -> Session:
-    document = load(list(paths), password=password)
-    for path, reason in document.skipped[:20]:
-        note(f"skipped {path}: {reason}", quiet)
+                 cache_max=None, max_file_size=None, follow_links=False) -> Session:
+    limits = {} if max_file_size is None else {"max_input_bytes": parse_size(max_file_size)}
+    document = load(list(paths), password=password, follow_links=follow_links, **limits)
+    for path, reason in document.skipped[:SHOWN_SKIPS]:
+        warn(f"skipped {path}: {reason}", quiet)
+    if len(document.skipped) > SHOWN_SKIPS:
+        warn(f"... and {len(document.skipped) - SHOWN_SKIPS} more skipped (all of them: --json)", quiet)
     engine = make_engine(model, window, chunk_size, chunks, threads, max_input_tokens=max_input_tokens)
     return Session(document, engine, fmt, system, Store(max_bytes=cache_max) if store else None, quiet)
 
@@ -96,5 +107,5 @@ def usage_dict(usage, ingest: Ingest | None) -> dict:
            "decode_tokens_per_s": round(usage.decode_tokens_per_s, 2), "finish_reason": usage.finish_reason}
     if ingest is not None:
         out["ingest"] = {"key": ingest.key, "tokens": ingest.tokens, "reused": ingest.reused, "stored": ingest.stored,
-                         "seconds": round(ingest.seconds, 4)}
+                         "seconds": round(ingest.seconds, 4), "not_stored": ingest.not_stored}
     return out

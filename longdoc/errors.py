@@ -39,3 +39,13 @@ class EngineBusyError(LongdocError):
     """The engine stayed busy with another call's step longer than the stated wait (longdoc/lease.py)."""
 
     exit_code = 6
+
+
+class StoreError(LongdocError):
+    """The ingest store's folder cannot be written (read-only file system, full disk, permissions)."""
+
+    exit_code = 7
+
+
+class SkippedFilesWarning(UserWarning):
+    """Inputs a loader skipped (binary, too large, links out of the folder...): the message lists them."""

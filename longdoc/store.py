@@ -10,6 +10,10 @@ Safety: an entry is written into a temporary folder and renamed into place (`os.
 leaves either nothing or a whole entry. Before use, the tensor file's size and sha256 are checked against the
 manifest; an entry that fails (truncated, corrupted, unreadable) is deleted and the caller rebuilds it.
 Least-recently-used entries are evicted to keep the folder under a size cap (LONGDOC_CACHE_MAX, default 20 GB).
+
+The store is an optimisation only: on a read-only file system, a full disk or a folder without write permission,
+`ensure_prefix` still prefills and answers, and its `Ingest.not_stored` says why nothing was stored (one line the
+CLI prints as a note); updating an entry's last-used time is skipped when it cannot be written.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 
 TENSORS = "cache.safetensors"
 MANIFEST = "manifest.json"
@@ -141,10 +145,14 @@ class Store:
         return ids, cache
 
     def touch(self, key: str) -> None:
+        """Record that `key` was used now (best effort: the LRU order only, skipped where nothing can be written)."""
         entry = self.get(key)
         if entry is not None:
             entry.manifest["last_used"] = time.time()
-            _write_json_atomic(entry.path / MANIFEST, entry.manifest)
+            try:
+                _write_json_atomic(entry.path / MANIFEST, entry.manifest)
+            except OSError:
+                pass
 
     # -- writing ---------------------------------------------------------------------------------------------
     def save(self, key: str, ids: list[int], cache, info: dict | None = None) -> Entry | None:
@@ -199,10 +207,14 @@ class Store:
         return removed
 
     def remove(self, key: str) -> bool:
+        """Remove entry `key`; False when there is none. StoreError when it exists but cannot be removed."""
         path = self.root / key
         if not path.exists() or key.startswith(_TMP_PREFIX) or "/" in key or key in (".", ".."):
             return False
         self._remove_path(path)
+        if path.exists():
+            raise StoreError(f"Cannot remove the stored ingest {key[:12]} from {self.root}: {_why_unwritable(self.root)}; "
+                             "remove it with the folder's owner, or point LONGDOC_CACHE_DIR elsewhere")
         return True
 
     def clear(self) -> int:
@@ -262,8 +274,40 @@ def _read_manifest(d: Path) -> dict | None:
 
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except BaseException:  # a full disk mid-write: leave no half-written file
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _why_unwritable(root: Path) -> str:
+    """A short reason the store folder cannot be written ("read-only file system", ...)."""
+    probe = root if root.exists() else root.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        vfs = os.statvfs(probe)
+        if vfs.f_flag & getattr(os, "ST_RDONLY", 1):
+            return "read-only file system"
+        if vfs.f_bavail == 0:
+            return "no space left on the device"
+    except OSError:
+        pass
+    if not os.access(probe, os.W_OK):
+        return "permission denied"
+    return "not writable"
+
+
+def store_failure(error: BaseException, root: Path) -> str:
+    """One line: why an ingest could not be written to the store at `root`."""
+    if isinstance(error, OSError) and error.strerror:
+        why = error.strerror.lower()
+    else:
+        text = " ".join(str(error).split())
+        why = _why_unwritable(root) if not text else text[:120]
+    return f"cannot write to {root} ({why})"
 
 
 # -- the ask / chat / ingest path ------------------------------------------------------------------------------
@@ -276,6 +320,7 @@ class Ingest:
     reused: bool  # loaded from the store
     stored: bool  # written to the store by this call
     seconds: float  # prefill or load time
+    not_stored: str | None = None  # why a wanted store did not happen ("cannot write to ... (read-only file system)")
 
 
 def prefix_key(engine, content_hash: str, prompt_format: str) -> str:
@@ -291,15 +336,27 @@ def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: "Store 
     engine.check_length(len(prefix_ids) + 1)  # fail before any work for a document that is too long
     usable = store is not None and key is not None and engine.config is not None
     if usable:
-        found = store.load(key, device=engine.lm.device)
+        try:
+            found = store.load(key, device=engine.lm.device)
+        except OSError:  # an unreadable store folder: read the document instead
+            found = None
         if found is not None and found[0] == list(prefix_ids):
             engine.add_prefix(prefix_ids, found[1])
             return Ingest(key, len(prefix_ids), True, False, time.perf_counter() - t0)
         if found is not None:  # same key, other tokens (e.g. a changed tokenizer): not ours to use
-            store.remove(key)
+            try:
+                store.remove(key)
+            except StoreError:
+                pass
     cache = engine.prefill_prefix(list(prefix_ids), progress=progress)
     seconds = time.perf_counter() - t0
-    stored = False
+    stored, not_stored = False, None
     if usable and save:
-        stored = store.save(key, prefix_ids, cache, {"model": engine.name, "prefill_s": round(seconds, 3), **(info or {})}) is not None
-    return Ingest(key, len(prefix_ids), False, stored, seconds)
+        try:
+            saved = store.save(key, prefix_ids, cache, {"model": engine.name, "prefill_s": round(seconds, 3), **(info or {})})
+        except Exception as e:  # OSError, safetensors' own error on a full disk...: storing is optional
+            saved, not_stored = None, store_failure(e, store.root)
+        stored = saved is not None
+        if not stored and not_stored is None:
+            not_stored = f"the entry is larger than the cache size cap ({store.max_bytes:,} bytes)"
+    return Ingest(key, len(prefix_ids), False, stored, seconds, not_stored)
