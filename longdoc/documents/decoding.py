@@ -101,7 +101,10 @@ def _without_bom(data: bytes, name: str) -> Decoded:
     # picks one arbitrarily (cp1006 for "naïve café"). Among equally likely ones, take Windows-1252, the legacy
     # encoding of Western text and what browsers read "Latin-1" as (WHATWG Encoding Standard).
     tied = [m for m in matches if m.chaos <= best.chaos + TIE and m.coherence >= best.coherence - TIE]
-    default = next((m for m in tied if m.encoding == DEFAULT_LEGACY), None)
-    if default is not None and default is not best:
-        return Decoded(str(default), default.encoding, evidence="detector tie: Windows-1252 default")
+    default = next((m for m in tied if DEFAULT_LEGACY in (m.encoding, *m.could_be_from_charset)), None)
+    if default is not None and best.encoding != DEFAULT_LEGACY:
+        try:
+            return Decoded(data.decode(DEFAULT_LEGACY), DEFAULT_LEGACY, evidence="detector tie: Windows-1252 default")
+        except UnicodeDecodeError:  # a byte Windows-1252 leaves undefined: keep the detector's choice
+            pass
     return Decoded(str(best), best.encoding, evidence="detected")
