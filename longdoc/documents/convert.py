@@ -131,14 +131,19 @@ _HEADING = re.compile(r"^#{1,6} +(.+?)\s*#*\s*$", re.M)
 def _sections(kind: str, markdown: str) -> list[Piece]:
     if kind == "pptx":
         return _split(markdown, _SLIDE, lambda m: f"slide {m.group(1)}", keep_marker=False)
-    if kind == "xlsx":
-        return _split(markdown, _SHEET, lambda m: f"sheet {m.group(1)}", keep_marker=True)
+    if kind == "xlsx":  # a sheet with no cell values is left out (its heading alone is not text)
+        sheets = _split(markdown, _SHEET, lambda m: f"sheet {m.group(1)}", keep_marker=True)
+        return [p for p in sheets if re.search(r"\w", p.text.partition("\n")[2])]
     return _split(markdown, _HEADING, lambda m: f"§ {_short(m.group(1))}", keep_marker=True)
+
+
+_FENCE = re.compile(r"^```.*?^```", re.M | re.S)
 
 
 def _split(text: str, marker: re.Pattern, label, *, keep_marker: bool) -> list[Piece]:
     pieces: list[Piece] = []
-    matches = list(marker.finditer(text))
+    fences = [m.span() for m in _FENCE.finditer(text)]  # a "# comment" inside a code block is not a heading
+    matches = [m for m in marker.finditer(text) if not any(a <= m.start() < b for a, b in fences)]
     head = text[: matches[0].start()] if matches else text
     if head.strip():
         pieces.append(Piece(head.strip(), section="§ (top)"))
