@@ -43,6 +43,9 @@ def handle_errors(fn):
         except BrokenPipeError:  # `longdoc ask ... | head`: the reader went away; not an error
             sys.stderr.close()
             sys.exit(0)
+        except OSError as e:  # the system refused something mid-way (a file vanished, a disk error): one line
+            where = f"{e.filename}: " if e.filename else ""
+            fail(f"{where}{e.strerror or e}; check the file and try again", 1)
 
     return wrapper
 

@@ -181,3 +181,20 @@ def test_without_the_converters_the_error_names_the_extra(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == (f"{tmp_path / 'a.docx'} is a Word file; reading it needs the document converters: "
                            "pip install 'longdoc[formats]'")
+
+
+def test_cite_labels_name_the_slide(tmp_path, tokenizer):
+    from pptx import Presentation
+
+    from longdoc import prompting
+    from longdoc.citations import token_labels
+
+    p = Presentation()
+    for title, body in (("Kickoff", "The project starts in May."), ("Budget", "The budget is 40k euros.")):
+        s = p.slides.add_slide(p.slide_layouts[1])
+        s.shapes.title.text, s.placeholders[1].text = title, body
+    p.save(tmp_path / "deck.pptx")
+    doc = load([str(tmp_path / "deck.pptx")])
+    prompt = prompting.build(tokenizer, doc.text, "What is the budget?")
+    labels = set(token_labels(doc, prompt))
+    assert {f"{tmp_path}/deck.pptx slide 1", f"{tmp_path}/deck.pptx slide 2"} <= labels
