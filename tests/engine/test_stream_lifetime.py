@@ -214,3 +214,30 @@ def test_requests_for_nothing_are_refused_and_the_engine_answers_after(engine, p
     with pytest.raises(ConfigError, match="max_tokens=0"):
         list(engine.stream(a, SamplingParams(max_new_tokens=0)))
     assert answer(engine, a)
+
+
+def test_a_stream_dropped_while_the_pool_is_busy_hands_its_prefix_back_later_without_blocking(engine, prompts):
+    """The finaliser of a dropped stream may run at any moment in any thread, also while another thread is
+    inside the prefix pool: it must not wait for the pool (a deadlock under the garbage collector)."""
+    a, _ = prompts
+    engine.clear_prefixes()
+    started, go, dropped = threading.Event(), threading.Event(), threading.Event()
+
+    def drop_a_stream():
+        it = engine.stream(a, P)
+        next(it)
+        started.set()
+        go.wait(GUARD_S)
+        del it  # the finaliser runs here, while the pool is held by the test's thread
+        dropped.set()
+
+    t = threading.Thread(target=drop_a_stream, daemon=True)
+    t.start()
+    assert started.wait(GUARD_S)
+    with engine._pool_lock:
+        go.set()
+        assert dropped.wait(GUARD_S), "the finaliser blocked on the prefix pool"
+    t.join(GUARD_S)
+    usage = Usage()
+    answer(engine, a, usage)
+    assert usage.cached_tokens == len(a) - 1  # handed back through the mailbox, taken in by the next call
