@@ -175,3 +175,33 @@ def test_system_line_with_templates_that_restrict_system_turns(cli_run, tiny_mod
     result = cli_run("ask", tmp_path / "d.txt", "Q?", "--system", "Answer briefly.", "--max-tokens", "2", "-m", model,
                      *TINY, model=False)
     assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def read_only_cache(tmp_path):
+    """A read-only file system holding a cache folder with one stored ingest (needs root and mount; else skip)."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root and permission to mount a tmpfs")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_a_read_only_cache_file_system(cli_run, read_only_cache, zorbia, monkeypatch):
+    monkeypatch.setenv("LONGDOC_CACHE_DIR", str(read_only_cache))
+    assert cli_run("ingest", zorbia).exit_code == 0  # one entry, stored while it was writable
+    subprocess.run(["mount", "-o", "remount,ro", str(read_only_cache)], check=True)
+    again = cli_run("ask", zorbia, "Q?", "--json", "--max-tokens", "2")  # the stored ingest is still used
+    assert again.exit_code == 0 and json.loads(again.stdout)["usage"]["ingest"]["reused"] is True
+    tmp = read_only_cache.parent / "other.txt"
+    tmp.write_text("Another document.\n")
+    other = cli_run("ask", tmp, "Q?", "--max-tokens", "2")
+    assert other.exit_code == 0 and other.stdout.strip()
+    assert "Note: the ingest was not stored (cannot write to" in other.stderr and "read-only file system" in other.stderr
+    assert "read-only file system" in one_line_error(cli_run("ingest", tmp), 7)
+    assert cli_run("cache", "ls", model=False).exit_code == 0
+    assert "Cannot remove the stored ingest" in one_line_error(cli_run("cache", "clear", model=False), 7)
