@@ -150,8 +150,6 @@ def prefill_progress(description: str, enabled: bool = True):
 
 
 def human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+    from ..documents.checks import format_bytes
+
+    return format_bytes(n)

@@ -23,7 +23,7 @@ from collections import Counter
 import pathspec
 
 from ..errors import InputError
-from .checks import format_bytes, kind_of_mode, read_regular_file
+from .checks import DEFAULT_MAX_INPUT_BYTES, format_bytes, kind_of_mode, read_regular_file
 from .document import SourceFile
 from .formats import is_document, read_source, skip_reason
 from .names import display_path
@@ -129,7 +129,7 @@ class _Walk:
         return None
 
 
-def walk(root: str, *, max_file_bytes: int = 2_000_000, max_input_bytes: int = 256 * 10**6,
+def walk(root: str, *, max_file_bytes: int = 2_000_000, max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
          follow_links: bool = False, password: str | None = None) -> tuple[list[SourceFile], Skipped]:
     """The readable files under directory `root` (display paths joined onto `root`) and what was skipped."""
     w = _Walk(root, max_file_bytes, max_input_bytes, follow_links, password)
