@@ -20,7 +20,7 @@ from __future__ import annotations
 from jinja2.exceptions import TemplateError
 
 from .errors import ConfigError
-from .prompt_checks import check_messages
+from .prompt_checks import check_messages, encodable
 
 SEPARATOR = "\n\n"
 
@@ -38,6 +38,7 @@ def render(tokenizer, messages: list[dict], *, add_generation_prompt: bool = Tru
         check_messages(messages)
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError("This model's tokenizer has no chat template: use a raw prompt (--format completion).")
+    messages = [{**m, "content": encodable(m["content"])} if isinstance(m.get("content"), str) else m for m in messages]
     first_error = None
     for variant in variants(messages):
         try:

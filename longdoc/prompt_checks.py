@@ -15,6 +15,16 @@ def check_text(text: str | None, what: str = "The prompt") -> None:
         raise InputError(f"{what} is empty or only whitespace: send some text to answer.")
 
 
+def encodable(text: str) -> str:
+    """`text` with undecodable bytes (surrogate escapes: a command-line argument that is not valid UTF-8) turned
+    into U+FFFD, so a tokenizer can take it."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def check_messages(messages: Iterable[dict]) -> None:
     """InputError when there are no messages, or none of them has any text ({"role", "content"} dicts)."""
     messages = list(messages)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from . import chat_template
 from .errors import ConfigError
-from .prompt_checks import check_text
+from .prompt_checks import check_text, encodable
 
 FORMAT_VERSION = 1  # bump when a frame's text changes: stored ingests of the old frame stop matching
 FORMATS = ("chat", "chat-sandwich", "completion", "doc-chat")
@@ -58,6 +58,7 @@ def is_reusable(fmt: str) -> bool:
 def build(tokenizer, document: str, question: str, *, fmt: str = DEFAULT_FORMAT, system: str | None = None) -> Prompt:
     """The prompt for `question` about `document` in format `fmt` (InputError for a blank question)."""
     check_text(question, "The question")
+    question, system = encodable(question), None if system is None else encodable(system)
     head, tail, stop = _frame(tokenizer, fmt, question, system)
     return _assemble(tokenizer, head, document, tail, stop, fmt, reusable=is_reusable(fmt))
 
@@ -67,7 +68,7 @@ def build_prefix(tokenizer, document: str, *, fmt: str = DEFAULT_FORMAT, system:
     if not is_reusable(fmt):
         raise ConfigError(f"The {fmt} prompt format repeats the question before the document, so nothing can be "
                           "ingested ahead of the question: use another --format.")
-    head, _, stop = _frame(tokenizer, fmt, "", system)
+    head, _, stop = _frame(tokenizer, fmt, "", None if system is None else encodable(system))
     return _assemble(tokenizer, head, document, "", stop, fmt, reusable=True)
 
 

@@ -205,3 +205,14 @@ def test_a_read_only_cache_file_system(cli_run, read_only_cache, zorbia, monkeyp
     assert "read-only file system" in one_line_error(cli_run("ingest", tmp), 7)
     assert cli_run("cache", "ls", model=False).exit_code == 0
     assert "Cannot remove the stored ingest" in one_line_error(cli_run("cache", "clear", model=False), 7)
+
+
+def test_a_question_that_is_not_valid_utf8_is_answered(tiny_model_dir, tmp_path):
+    (tmp_path / "d.txt").write_text("The capital of Zorbia is Quenta.\n")
+    code = "from longdoc.cli.main import cli; cli()"
+    args = [os.fsencode(sys.executable), b"-c", code.encode(), b"ask", os.fsencode(tmp_path / "d.txt"),
+            b"Caf\xe9 capital?", b"-m", os.fsencode(tiny_model_dir), *[a.encode() for a in TINY],
+            b"--max-tokens", b"2", b"--no-store", b"--system", b"R\xe9ponds."]
+    result = subprocess.run(args, capture_output=True, timeout=GUARD_S)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert b"Traceback" not in result.stderr
