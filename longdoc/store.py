@@ -201,7 +201,10 @@ class Store:
                 break
             if e.key == keep:
                 continue
-            self.remove(e.key)
+            try:
+                self.remove(e.key)
+            except StoreError:  # cannot be removed (permissions): leave it, evict the next one
+                continue
             total -= e.size
             removed.append(e.key)
         return removed
