@@ -64,7 +64,7 @@ def test_chunked_prefill_equals_one_shot(tiny, block):
     ids = torch.randint(0, 512, (1, 101))
     enable_longheads(tiny, CFG)
     one = LongHeadsCache()
-    one_logits = tiny(ids, logits_to_keep=1, **ForwardPlan(one, exact_from=101 - CFG.exact_tail).model_kwargs()).logits[:, -1]
+    one_logits = tiny(ids, logits_to_keep=1, **ForwardPlan(one, exact_from=101 - CFG.exact_tail).model_kwargs(tiny)).logits[:, -1]
     chunked = LongHeadsCache()
     chunked_logits = prefill(tiny, chunked, ids, block=block, exact_from=101 - CFG.exact_tail)
     torch.testing.assert_close(chunked_logits, one_logits, atol=1e-5, rtol=1e-4)
@@ -81,8 +81,8 @@ def test_the_forward_plan_carries_the_tail_and_the_records(tiny):
     ids = torch.randint(0, 512, (1, 101))
     enable_longheads(tiny, CFG)
     records = []
-    tail = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=96, record=records).model_kwargs())
-    none = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=101).model_kwargs())
+    tail = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=96, record=records).model_kwargs(tiny))
+    none = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=101).model_kwargs(tiny))
     plain = tiny(ids, past_key_values=LongHeadsCache(), logits_to_keep=1)  # no plan: the last exact_tail=5 queries
     torch.testing.assert_close(plain.logits, tail.logits, atol=1e-5, rtol=1e-4)
     assert (tail.logits - none.logits).abs().max() > 1e-4  # per-token selection of the last 5 queries mattered
