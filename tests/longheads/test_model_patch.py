@@ -164,3 +164,42 @@ def test_unsupported_model_type_is_refused():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))
     with pytest.raises(ConfigError, match="not supported"):
         enable_longheads(model, CFG)
+
+
+@torch.inference_mode()
+def test_prefill_and_decode_pass_the_cache_under_the_keyword_the_forward_takes(tiny):
+    """transformers 5.x deprecates `past_key_values` with a FutureWarning on every forward call: prefill and
+    decode (LongHeads on and off) hand the cache over as `cache` where the model's forward has it
+    (plan.cache_kwargs), so generating prints nothing; the answer is the same as through `past_key_values`."""
+    import inspect
+    import warnings
+
+    from longdoc.generate import decode_one
+    from longdoc.longheads.plan import cache_kwargs
+    from longdoc.prefix import new_cache
+
+    takes_cache = "cache" in inspect.signature(type(tiny).forward).parameters
+    assert list(cache_kwargs(tiny, None)) == ["cache" if takes_cache else "past_key_values"]
+    ids = torch.randint(0, 512, (1, 50))
+    for on in (True, False):
+        enable_longheads(tiny, CFG) if on else disable_longheads(tiny)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # any FutureWarning fails the test
+            cache = new_cache(tiny)
+            logits = prefill(tiny, cache, ids, block=16)
+            step = decode_one(tiny, cache, logits.argmax(-1, keepdim=True))
+        ref_cache = LongHeadsCache() if on else DynamicCache()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            ref = prefill_via_past_key_values(tiny, ref_cache, ids, 16)
+            ref_step = tiny(logits.argmax(-1, keepdim=True), past_key_values=ref_cache).logits[:, -1]
+        torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(step, ref_step, atol=1e-5, rtol=1e-4)
+    disable_longheads(tiny)
+
+
+def prefill_via_past_key_values(model, cache, ids, block):
+    out = None
+    for i in range(0, ids.shape[1], block):
+        out = model(ids[:, i : i + block], past_key_values=cache).logits[:, -1]
+    return out
