@@ -201,6 +201,29 @@ def test_sections_of_converted_files_reach_loader_metadata(tmp_path):
     assert [(d.metadata["section"], d.metadata["format"]) for d in docs] == [("slide 1", "pptx"), ("slide 2", "pptx")]
 
 
+def test_query_engine_from_paths_warns_about_skips_and_cites_sections(project, tmp_path, tiny_params):
+    from pptx import Presentation
+
+    from longdoc.qa.citations import source_label
+
+    llm = LongDocLLM(**tiny_params, max_tokens=4)
+    with pytest.warns(SkippedFilesWarning, match=r"from_paths skipped 2 input\(s\): .*blob.bin: binary"):
+        WholeDocumentQueryEngine.from_paths(str(project), llm=llm)
+    p = Presentation()
+    for title, body in (("Kickoff", "The kickoff is in Quenta on 4 May. " * 4), ("Budget", "The budget is 40k. " * 6)):
+        s = p.slides.add_slide(p.slide_layouts[1])
+        s.shapes.title.text, s.placeholders[1].text = title, body
+    p.save(tmp_path / "deck.pptx")
+    engine = WholeDocumentQueryEngine.from_paths(str(tmp_path / "deck.pptx"), llm=llm)
+    assert [n.metadata["section"] for n in engine.documents] == ["slide 1", "slide 2"]
+    document = engine._longdoc_document()
+    labels = {source_label(document, span) for span in document.spans}
+    assert labels == {f"{tmp_path / 'deck.pptx'} slide {i}" for i in (1, 2)}
+    response = engine.query("What is the budget?")
+    assert response.source_nodes  # every cited slide found its node (labels with sections, not only pages)
+    assert {n.node.metadata["section"] for n in response.source_nodes} <= {"slide 1", "slide 2"}
+
+
 # -- context-window metadata ------------------------------------------------------------------------------------
 def test_reach_is_a_property_of_model_and_settings_not_of_free_memory(tiny_model_dir, monkeypatch):
     import longdoc.memory
