@@ -6,7 +6,7 @@ until a model is actually used.
 
 from importlib import import_module
 
-from .errors import ConfigError, InputError, LongdocError, ModelError, TooLongError
+from .errors import ConfigError, EngineBusyError, InputError, LongdocError, ModelError, TooLongError
 
 _LAZY = {
     "LongHeadsCache": ".longheads.cache",
@@ -20,7 +20,7 @@ _LAZY = {
     "DocumentSession": ".qa.session",
 }
 
-__all__ = [*_LAZY, "LongdocError", "ConfigError", "InputError", "ModelError", "TooLongError"]
+__all__ = [*_LAZY, "LongdocError", "ConfigError", "EngineBusyError", "InputError", "ModelError", "TooLongError"]
 
 
 def __getattr__(name):

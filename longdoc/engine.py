@@ -3,24 +3,33 @@
 This is the one object the document sessions (longdoc/qa/session.py), the CLI and the LangChain / LlamaIndex
 classes talk to. Asking several questions about the same document prefills the document once: every prompt
 reuses as much of a pooled prefill as gives the same logits as a fresh prefill (longdoc/prefix.py).
+
+Sharing: the engine is held per model step (a prefill, one decode step: longdoc/lease.py), never while a
+consumer holds a streamed piece, so a stream that is abandoned, peeked at, closed, garbage-collected or
+cancelled leaves it free for any other call. A stream takes its cache out of the pool and owns it until it
+ends; it hands the prefix back through a mailbox without taking a blocking lock (safe from a finaliser in any
+thread). A call waits at most `wait_s` seconds for another call's step, then raises EngineBusyError.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Iterator
 
 import torch
 
+from .chat_template import render
 from .errors import TooLongError
 from .generate import ProgressFn, SamplingParams, Usage, decode, prefill
+from .lease import DEFAULT_WAIT_S, Mailbox, StepLock, stepwise
 from .longheads.config import LongHeadsConfig
 from .longheads.layout import Selection
 from .longheads.patch import disable_longheads, enable_longheads
+from .memory import check_kv_memory
 from .models import LoadedModel, load_model
 from .prefix import PrefixEntry, crop_to, entry_for, new_cache, reusable_length
+from .prompt_checks import check_max_tokens, check_prompt_ids
 
 DEFAULT_REACH = 131_072  # tokens; the paper shows passkey retrieval to 128k
 
@@ -30,12 +39,13 @@ class Engine:
 
     model: a LoadedModel, or a source for `load_model` (None = embedded, a HF folder, a .gguf file).
     config: LongHeads settings (default: per-model defaults); longheads=False runs plain full attention.
+    wait_s: seconds a call waits for another call's model step before EngineBusyError (None: no limit).
     Build one from user-facing settings (window, threads, ...) with `longdoc.settings.EngineSettings`.
     """
 
     def __init__(self, model: LoadedModel | str | None = None, config: LongHeadsConfig | None = None, *,
                  longheads: bool = True, dtype=None, device: str | None = None, max_input_tokens: int | None = None,
-                 prefix_slots: int = 2):
+                 prefix_slots: int = 2, wait_s: float | None = DEFAULT_WAIT_S):
         self.lm = model if isinstance(model, LoadedModel) else load_model(model, dtype=dtype, device=device)
         self.model, self.tokenizer, self.name = self.lm.model, self.lm.tokenizer, self.lm.name
         if longheads:
@@ -46,15 +56,18 @@ class Engine:
         self.max_input_tokens = max_input_tokens or self._default_reach()
         self.prefix_slots = prefix_slots
         self._pool: list[PrefixEntry] = []
-        self._lock = threading.Lock()  # one generation at a time: the model and its caches are not re-entrant
+        self._lock = StepLock(wait_s)  # one model step at a time, free between streamed pieces (lease.py)
+        self._pool_lock = threading.Lock()  # the prefix pool's list; never taken by a stream's finaliser
+        self._returned: Mailbox[PrefixEntry] = Mailbox()  # prefixes handed back by finished or abandoned streams
 
     # -- text <-> tokens -------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
-        """Token ids of `messages` ([{"role", "content"}]) through the tokenizer's own chat template."""
-        out = self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True)
+        """Token ids of `messages` ([{"role", "content"}]) through the tokenizer's own chat template (system turns
+        merged or folded into the first user turn where the template rejects them: chat_template.py)."""
+        out = render(self.tokenizer, messages, add_generation_prompt=add_generation_prompt, tokenize=True)
         return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
 
     # -- generation ------------------------------------------------------------------------------------------
@@ -66,18 +79,25 @@ class Engine:
         prefix_len: the first prefix_len ids are a reusable prefix (a document, longdoc/qa/prompting.py),
             prefilled on their own so that every question about it can reuse them exactly.
         selections: a list every attention call's `Selection` is appended to (citations, Figure 5).
-        Raises TooLongError before any work when the prompt is longer than `max_input_tokens`.
+        Raises, before any work: InputError for an empty prompt, ConfigError for max_new_tokens < 1, TooLongError
+        when the prompt is longer than `max_input_tokens` or its KV cache would not fit in memory; EngineBusyError
+        when another call's step keeps the engine busy past `wait_s`.
+        The engine is held for the prefill and for each decode step only (lease.py); the prompt's cache is this
+        stream's own until the stream ends (finished, break, close(), garbage collection, cancellation).
         """
+        check_prompt_ids(prompt_ids)
+        check_max_tokens((params or SamplingParams()).max_new_tokens)
         self.check_length(len(prompt_ids))
         usage = usage if usage is not None else Usage()
-        with self._lock:
+        with self._lock.hold("this stream"):
             cache, logits = self._prefill(prompt_ids, prefix_len, usage, progress, selections)
-            snap = cache.snapshot()
-            try:
-                yield from decode(self.model, self.tokenizer, cache, logits, params, usage=usage, record=selections)
-            finally:
-                cache.restore(snap)  # back to the prompt: a finished prefill, worth keeping
-                self._keep(entry_for(self.config, prompt_ids, cache, prefix_len))
+        snap = cache.snapshot()
+        try:  # the engine is held only while a piece is computed, never while the consumer holds one
+            yield from stepwise(self._lock, decode(self.model, self.tokenizer, cache, logits, params, usage=usage,
+                                                   record=selections))
+        finally:  # also on break, close(), garbage collection, cancellation: only this stream's cache is touched
+            cache.restore(snap)  # back to the prompt: a finished prefill, worth keeping
+            self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
 
     def complete(self, prompt_ids: list[int], params: SamplingParams | None = None, **kw) -> tuple[str, Usage]:
         usage = Usage()
@@ -87,53 +107,62 @@ class Engine:
     def logits(self, prompt_ids: list[int], *, prefix_len: int = 0, usage: Usage | None = None) -> torch.Tensor:
         """The next-token logits (1, vocab) after `prompt_ids`, through the prefix pool as `stream` does (usage:
         prompt and reused token counts)."""
+        check_prompt_ids(prompt_ids)
         self.check_length(len(prompt_ids))
-        with self._lock:
+        with self._lock.hold("this call"):
             cache, logits = self._prefill(prompt_ids, prefix_len, usage if usage is not None else Usage(), None, None)
-            self._keep(entry_for(self.config, prompt_ids, cache, prefix_len))
+            self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
             return logits
 
     def prefill_prefix(self, ids: list[int], progress: ProgressFn | None = None):
         """Prefill `ids` (e.g. a document) as a reusable prefix into a cache kept in the pool.
         Returns (the cache, how many of the ids were reused from the pool rather than prefilled)."""
+        check_prompt_ids(ids)
         self.check_length(len(ids))
-        with self._lock:
+        with self._lock.hold("this prefill"):
             cache, reused = self._take(ids, len(ids), limit=len(ids))
             if reused < len(ids):
                 self._prefill_ids(cache, ids[reused:], exact_from=len(ids), progress=progress)
-            self._keep(entry_for(self.config, ids, cache, len(ids)))
+            self._give_back(entry_for(self.config, ids, cache, len(ids)))
             return cache, reused
 
     def holds_prefix(self, ids: list[int]) -> bool:
         """Whether the pool can reuse all of the prefix `ids` (so nothing needs loading or prefilling)."""
-        with self._lock:
+        with self._pool_lock:
+            self._returned.drain(self._keep)
             return any(reusable_length(self.config, e, ids, len(ids), len(ids)) == len(ids) for e in self._pool)
 
     def add_prefix(self, ids: list[int], cache) -> None:
         """Put an externally restored cache of the prefix `ids` (e.g. a stored ingest) into the pool."""
-        with self._lock:
-            self._keep(entry_for(self.config, ids, cache, len(ids)))
+        self._give_back(entry_for(self.config, ids, cache, len(ids)))
 
     def clear_prefixes(self) -> None:
-        with self._lock:
+        with self._pool_lock:
+            self._returned.drain(lambda entry: None)
             self._pool.clear()
 
     # -- limits ----------------------------------------------------------------------------------------------
     def check_length(self, n: int) -> None:
+        """TooLongError for an `n`-token prompt past the reach, or whose KV cache would not fit in memory now."""
         if n > self.max_input_tokens:
             what = "LongHeads can reach" if self.config else "full attention handles"
             raise TooLongError(
-                f"The prompt is {n:,} tokens; {what} at most {self.max_input_tokens:,} with this model and memory: "
+                f"The prompt is {n:,} tokens; {what} at most {self.max_input_tokens:,} with this model: "
                 "shorten the document or split it."
             )
+        check_kv_memory(n, self._kv_bytes_per_token())
+
+    def _kv_bytes_per_token(self) -> int:
+        cfg = self.model.config
+        return 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * _head_dim(cfg) * self.model.dtype.itemsize
 
     def _default_reach(self) -> int:
-        cfg = self.model.config
+        """The reach as a property of the model and settings (stable across runs and machines, so metadata and
+        cache keys built from it are too): the paper's 128k for LongHeads, the trained length without it. Memory
+        is checked per prompt instead (`check_length`)."""
         if self.config is None:
-            return int(cfg.max_position_embeddings)
-        per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * _head_dim(cfg) * self.model.dtype.itemsize
-        budget = _available_memory() * 0.5
-        return int(max(self.config.window, min(DEFAULT_REACH, budget // per_token)))
+            return int(self.model.config.max_position_embeddings)
+        return int(max(self.config.window, DEFAULT_REACH))
 
     # -- prefill through the pool ----------------------------------------------------------------------------
     def _prefill(self, ids: list[int], prefix_len: int, usage: Usage, progress, selections):
@@ -156,29 +185,36 @@ class Engine:
 
     def _take(self, ids: list[int], prefix_len: int, limit: int):
         """Remove from the pool and return (cache, n): the entry that may reuse most of ids, cropped to n tokens
-        (or a new cache and 0)."""
-        best, best_n = None, 0
-        for entry in self._pool:
-            n = reusable_length(self.config, entry, ids, prefix_len, limit)
-            if n > best_n:
-                best, best_n = entry, n
-        if best is None:
-            return new_cache(self.model), 0
-        self._pool.remove(best)
-        crop_to(best.cache, best_n)
+        (or a new cache and 0). Prefixes handed back since the last look are taken in first."""
+        with self._pool_lock:
+            self._returned.drain(self._keep)
+            best, best_n = None, 0
+            for entry in self._pool:
+                n = reusable_length(self.config, entry, ids, prefix_len, limit)
+                if n > best_n:
+                    best, best_n = entry, n
+            if best is None:
+                return new_cache(self.model), 0
+            self._pool.remove(best)
+        crop_to(best.cache, best_n)  # the caller's own cache from here on
         return best.cache, best_n
 
     def _keep(self, entry: PrefixEntry) -> None:
+        """Put `entry` first in the pool (caller holds `_pool_lock`), dropping the least recently used."""
         self._pool.insert(0, entry)
         del self._pool[self.prefix_slots :]
+
+    def _give_back(self, entry: PrefixEntry) -> None:
+        """Hand a prefix back to the pool without ever blocking (safe from a finaliser in any thread): posted to
+        the mailbox, taken in now if the pool is free, else by the next `_take`."""
+        self._returned.post(entry)
+        if self._pool_lock.acquire(blocking=False):
+            try:
+                self._returned.drain(self._keep)
+            finally:
+                self._pool_lock.release()
 
 
 def _head_dim(cfg) -> int:
     return getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
 
-
-def _available_memory() -> int:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError):  # not POSIX: assume 8 GiB
-        return 8 << 30

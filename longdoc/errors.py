@@ -33,3 +33,19 @@ class TooLongError(LongdocError):
     """A prompt longer than LongHeads can reach or than memory allows."""
 
     exit_code = 5
+
+
+class EngineBusyError(LongdocError):
+    """The engine stayed busy with another call's step longer than the stated wait (longdoc/lease.py)."""
+
+    exit_code = 6
+
+
+class StoreError(LongdocError):
+    """The ingest store's folder cannot be written (read-only file system, full disk, permissions)."""
+
+    exit_code = 7
+
+
+class SkippedFilesWarning(UserWarning):
+    """Inputs a loader skipped (binary, too large, links out of the folder...): the message lists them."""

@@ -17,7 +17,7 @@ import torch
 
 from .longheads.layout import Selection
 from .longheads.patch import is_enabled, longheads_config
-from .longheads.plan import ForwardPlan
+from .longheads.plan import ForwardPlan, cache_kwargs
 from .prefix import new_cache
 
 ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total)
@@ -61,10 +61,12 @@ def prefill_block_size(model) -> int:
 
 
 def forward_kwargs(model, cache, exact_from: int | None = None, record: list[Selection] | None = None) -> dict:
-    """The `model(...)` keyword arguments of one forward call over `cache`: a ForwardPlan with LongHeads on."""
+    """The `model(...)` keyword arguments of one forward call over `cache` (prefill, decode and the evaluations
+    all call the model through this): the cache under the keyword the model's forward takes (`cache_kwargs`),
+    and a ForwardPlan with LongHeads on."""
     if not is_enabled(model):
-        return {"past_key_values": cache}
-    return ForwardPlan(cache, exact_from, record).model_kwargs()
+        return cache_kwargs(model, cache)
+    return ForwardPlan(cache, exact_from, record).model_kwargs(model)
 
 
 @torch.inference_mode()

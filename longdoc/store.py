@@ -11,6 +11,10 @@ Safety: an entry is written into a temporary folder and renamed into place (`os.
 leaves either nothing or a whole entry. Before use, the tensor file's size and sha256 are checked against the
 manifest; an entry that fails (truncated, corrupted, unreadable) is deleted and the caller rebuilds it.
 Least-recently-used entries are evicted to keep the folder under a size cap (LONGDOC_CACHE_MAX, default 20 GB).
+
+The store is an optimisation only: on a read-only file system, a full disk or a folder without write permission,
+`ensure_prefix` still prefills and answers, and its `Ingest.not_stored` says why nothing was stored (one line the
+CLI prints as a note); updating an entry's last-used time is skipped when it cannot be written.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 
 TENSORS = "cache.safetensors"
 MANIFEST = "manifest.json"
@@ -142,10 +146,14 @@ class Store:
         return ids, cache
 
     def touch(self, key: str) -> None:
+        """Record that `key` was used now (best effort: the LRU order only, skipped where nothing can be written)."""
         entry = self.get(key)
         if entry is not None:
             entry.manifest["last_used"] = time.time()
-            _write_json_atomic(entry.path / MANIFEST, entry.manifest)
+            try:
+                _write_json_atomic(entry.path / MANIFEST, entry.manifest)
+            except OSError:
+                pass
 
     # -- writing ---------------------------------------------------------------------------------------------
     def save(self, key: str, ids: list[int], cache, info: dict | None = None) -> Entry | None:
@@ -194,16 +202,23 @@ class Store:
                 break
             if e.key == keep:
                 continue
-            self.remove(e.key)
+            try:
+                self.remove(e.key)
+            except StoreError:  # cannot be removed (permissions): leave it, evict the next one
+                continue
             total -= e.size
             removed.append(e.key)
         return removed
 
     def remove(self, key: str) -> bool:
+        """Remove entry `key`; False when there is none. StoreError when it exists but cannot be removed."""
         path = self.root / key
         if not path.exists() or key.startswith(_TMP_PREFIX) or "/" in key or key in (".", ".."):
             return False
         self._remove_path(path)
+        if path.exists():
+            raise StoreError(f"Cannot remove the stored ingest {key[:12]} from {self.root}: {_why_unwritable(self.root)}; "
+                             "remove it with the folder's owner, or point LONGDOC_CACHE_DIR elsewhere")
         return True
 
     def clear(self) -> int:
@@ -263,5 +278,38 @@ def _read_manifest(d: Path) -> dict | None:
 
 def _write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except BaseException:  # a full disk mid-write: leave no half-written file
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _why_unwritable(root: Path) -> str:
+    """A short reason the store folder cannot be written ("read-only file system", ...)."""
+    probe = root if root.exists() else root.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        vfs = os.statvfs(probe)
+        if vfs.f_flag & getattr(os, "ST_RDONLY", 1):
+            return "read-only file system"
+        if vfs.f_bavail == 0:
+            return "no space left on the device"
+    except OSError:
+        pass
+    if not os.access(probe, os.W_OK):
+        return "permission denied"
+    return "not writable"
+
+
+def store_failure(error: BaseException, root: Path) -> str:
+    """One line: why an ingest could not be written to the store at `root`."""
+    if isinstance(error, OSError) and error.strerror:
+        why = error.strerror.lower()
+    else:
+        text = " ".join(str(error).split())
+        why = _why_unwritable(root) if not text else text[:120]
+    return f"cannot write to {root} ({why})"
+

@@ -65,8 +65,9 @@ def cite_text(reply) -> str:
 @model_options
 @handle_errors
 def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_stream, as_json, password, fmt, system,
-        store, quiet, max_input_tokens, cache_max, model, window, chunk_size, chunks, threads):
-    """Answer QUESTION about the documents at PATH... (PDF, text, a directory, or - for standard input).
+        store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads):
+    """Answer QUESTION about the documents at PATH... (PDF, Word, PowerPoint, Excel, HTML, EPUB, notebook, text, a
+    directory, or - for standard input).
 
     \b
       longdoc ask report.pdf "What does the report conclude?"
@@ -74,13 +75,16 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_str
     """
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
-                           max_input_tokens=max_input_tokens, cache_max=cache_max)
+                           max_input_tokens=max_input_tokens, cache_max=cache_max,
+                           max_file_size=max_file_size, follow_links=follow_links)
     streaming = not (no_stream or as_json)
     reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
                        out=sys.stdout if streaming else None, record=cite)
     if as_json:
         obj = {"answer": reply.text, "model": session.engine.name, "format": session.doc.fmt,
-               "sources": session.document.sources, "usage": usage_dict(reply.usage, session.ingest)}
+               "sources": session.document.sources, "source_info": session.document.source_info,
+               "skipped": [{"path": p, "reason": r} for p, r in session.document.skipped],
+               "usage": usage_dict(reply.usage, session.ingest)}
         if cite:
             obj["citations"] = citation_dicts(reply.citations())
         click.echo(json.dumps(obj, ensure_ascii=False))

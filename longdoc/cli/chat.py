@@ -25,7 +25,7 @@ EXIT_WORDS = {"exit", "quit", ":q"}
 @model_options
 @handle_errors
 def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
-         max_input_tokens, cache_max, model, window, chunk_size, chunks, threads):
+         max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads):
     """A conversation about the documents at PATH...: one question per line, each seeing the earlier questions
     and answers (the document is read once); `exit` or end of input (Ctrl-D) ends."""
     from longdoc.errors import InputError
@@ -35,7 +35,8 @@ def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, 
                          "pass a file or directory")
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
-                           max_input_tokens=max_input_tokens, cache_max=cache_max)
+                           max_input_tokens=max_input_tokens, cache_max=cache_max,
+                           max_file_size=max_file_size, follow_links=follow_links)
     interactive = stderr_is_tty() and sys.stdin.isatty()
     if interactive:
         session.prepare()  # read the document before the first question is typed

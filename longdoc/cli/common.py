@@ -43,6 +43,9 @@ def handle_errors(fn):
         except BrokenPipeError:  # `longdoc ask ... | head`: the reader went away; not an error
             sys.stderr.close()
             sys.exit(0)
+        except OSError as e:  # the system refused something mid-way (a file vanished, a disk error): one line
+            where = f"{e.filename}: " if e.filename else ""
+            fail(f"{where}{e.strerror or e}; check the file and try again", 1)
 
     return wrapper
 
@@ -91,6 +94,13 @@ def note(message: str, quiet: bool = False) -> None:
         click.echo(message, err=True)
 
 
+def warn(message: str, quiet: bool = False) -> None:
+    """A line on stderr about something the user would otherwise not know (a skipped file, an ingest not
+    stored): printed whether or not stderr is a terminal (pipes, logs, CI), unless -q."""
+    if not quiet:
+        click.echo(f"Note: {' '.join(str(message).split())}", err=True)
+
+
 @contextmanager
 def prefill_progress(description: str, enabled: bool = True):
     """Yields a `progress(done, total)` callback drawing a rich bar on stderr (tokens, tokens/s, ETA).
@@ -123,8 +133,6 @@ def prefill_progress(description: str, enabled: bool = True):
 
 
 def human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
+    from longdoc.documents.checks import format_bytes
+
+    return format_bytes(n)

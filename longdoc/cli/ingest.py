@@ -13,8 +13,8 @@ from longdoc.cli.session import open_session, session_options
 @session_options
 @model_options
 @handle_errors
-def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_max, model, window, chunk_size, chunks,
-           threads):
+def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model,
+           window, chunk_size, chunks, threads):
     """Prefill the documents at PATH... and store the result for `ask` and `chat`.
 
     Use the same --model, LongHeads options, --format and --system as the questions that will follow:
@@ -26,11 +26,16 @@ def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_m
         raise ConfigError("`ingest` with --no-store would prefill the document and throw it away: drop --no-store.")
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=True, quiet=quiet,
-                           max_input_tokens=max_input_tokens, cache_max=cache_max)
-    ing = session.prepare()
+                           max_input_tokens=max_input_tokens, cache_max=cache_max,
+                           max_file_size=max_file_size, follow_links=follow_links)
+    ing = session.prepare(note_not_stored=False)
     entry = session.doc.store.get(ing.key)
     if ing.reused:
         click.echo(f"Already stored: {ing.key[:12]} ({ing.tokens:,} tokens, {human_size(entry.size)})")
+    elif entry is None and ing.not_stored and ing.not_stored.startswith("cannot write"):
+        from longdoc.errors import StoreError
+
+        raise StoreError(f"Not stored: {ing.not_stored}; make the folder writable or point LONGDOC_CACHE_DIR elsewhere")
     elif entry is None:
         click.echo(f"Not stored: {ing.tokens:,} tokens exceed the cache size cap ({human_size(session.doc.store.max_bytes)}); "
                    "raise it with --cache-max.")

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 import click
 
-from longdoc.cli.common import engine_settings, note, prefill_progress
+from longdoc.cli.common import engine_settings, note, prefill_progress, warn
 from longdoc.documents import load
 from longdoc.qa import prompting
 from longdoc.qa.session import DocumentSession, Ingest
-from longdoc.store import Store
+from longdoc.store import Store, parse_size
+
+SHOWN_SKIPS = 20  # skipped files listed on stderr (--json lists all)
 
 # options every document-reading command takes (besides the model options in common.py)
 password_option = click.option("--password", default=None, help="Password of an encrypted PDF.")
@@ -25,11 +27,15 @@ max_input_option = click.option("--max-input-tokens", type=click.IntRange(min=1)
                                 help="Refuse prompts longer than this (default: what LongHeads and memory allow).")
 cache_max_option = click.option("--cache-max", default=None, metavar="SIZE",
                                 help="Size cap of stored ingests, e.g. 20GB (env LONGDOC_CACHE_MAX; default 20GB).")
+max_file_size_option = click.option("--max-file-size", default=None, metavar="SIZE",
+                                    help="Largest file read, e.g. 500MB (default 256MB; text files inside a folder: 2MB).")
+follow_links_option = click.option("--follow-links", is_flag=True,
+                                   help="Inside folders, follow symbolic links that lead out of the folder named.")
 
 
 def session_options(fn):
     for option in reversed((password_option, format_option, system_option, store_option, quiet_option,
-                            max_input_option, cache_max_option)):
+                            max_input_option, cache_max_option, max_file_size_option, follow_links_option)):
         fn = option(fn)
     return fn
 
@@ -53,15 +59,16 @@ class CliSession:
     def ingest(self) -> Ingest | None:
         return self.doc.ingest
 
-    def prepare(self) -> Ingest | None:
-        """Read (or load) the document now, with a progress bar and a note on a terminal."""
-        return self._reading(lambda progress: self.doc.prepare(progress=progress))
+    def prepare(self, note_not_stored: bool = True) -> Ingest | None:
+        """Read (or load) the document now, with a progress bar and a note on a terminal; a note (unless -q or
+        `note_not_stored=False`) when a wanted store did not happen."""
+        return self._reading(lambda progress: self.doc.prepare(progress=progress), note_not_stored)
 
     def reply(self, question: str, params, **kw):
         """`DocumentSession.reply`, showing the document being read (first question only)."""
         return self._reading(lambda progress: self.doc.reply(question, params, prefix_progress=progress, **kw))
 
-    def _reading(self, start):
+    def _reading(self, start, note_not_stored: bool = True):
         first = self.doc.ingest is None and prompting.is_reusable(self.doc.fmt)
         with prefill_progress("Reading the document", enabled=first and not self.quiet) as progress:
             out = start(progress)
@@ -69,15 +76,20 @@ class CliSession:
             ingest = self.doc.ingest
             how = "loaded the stored ingest" if ingest.reused else "read"
             note(f"{how} {ingest.tokens:,} document tokens in {ingest.seconds:.1f} s", self.quiet)
+            if ingest.not_stored and note_not_stored:
+                warn(f"the ingest was not stored ({ingest.not_stored}); the answer does not need it", self.quiet)
         return out
 
 
 def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None, threads=None, password=None,
                  fmt=prompting.DEFAULT_FORMAT, system=None, store=True, quiet=False, max_input_tokens=None,
-                 cache_max=None) -> CliSession:
-    document = load(list(paths), password=password)
-    for path, reason in document.skipped[:20]:
-        note(f"skipped {path}: {reason}", quiet)
+                 cache_max=None, max_file_size=None, follow_links=False) -> CliSession:
+    limits = {} if max_file_size is None else {"max_input_bytes": parse_size(max_file_size)}
+    document = load(list(paths), password=password, follow_links=follow_links, **limits)
+    for path, reason in document.skipped[:SHOWN_SKIPS]:
+        warn(f"skipped {path}: {reason}", quiet)
+    if len(document.skipped) > SHOWN_SKIPS:
+        warn(f"... and {len(document.skipped) - SHOWN_SKIPS} more skipped (all of them: --json)", quiet)
     engine = engine_settings(model, window, chunk_size, chunks, threads, max_input_tokens=max_input_tokens).build()
     doc = DocumentSession(engine, document, fmt=fmt, system=system, store=Store(max_bytes=cache_max) if store else None)
     return CliSession(doc, quiet)
@@ -104,5 +116,5 @@ def usage_dict(usage, ingest: Ingest | None) -> dict:
            "decode_tokens_per_s": round(usage.decode_tokens_per_s, 2), "finish_reason": usage.finish_reason}
     if ingest is not None:
         out["ingest"] = {"key": ingest.key, "tokens": ingest.tokens, "reused": ingest.reused, "stored": ingest.stored,
-                         "seconds": round(ingest.seconds, 4)}
+                         "seconds": round(ingest.seconds, 4), "not_stored": ingest.not_stored}
     return out

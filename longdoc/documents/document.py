@@ -25,6 +25,7 @@ class Span:
     page: int | None  # 1-based PDF page number; None for non-PDF
     page_label: str | None  # the PDF's page label (e.g. "iv"), else str(page); None for non-PDF
     line: int | None  # 1-based first line number for text files; None for PDF
+    section: str | None = None  # a converted file's part: "slide 3", "sheet Prices", "§ Results", "chapter 2"
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Document:
     spans: list[Span]
     sources: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    source_info: dict[str, dict] = field(default_factory=dict)  # per source: {"format", "encoding", ...}
     _starts: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def content_hash(self) -> str:
@@ -51,7 +53,9 @@ class Document:
         return None
 
     def label(self, span: Span) -> str:
-        """A human label for a span: "report.pdf p. 3", "src/a.py:120", or just the source."""
+        """A human label for a span: "report.pdf p. 3", "deck.pptx slide 2", "src/a.py:120", or the source."""
+        if span.section is not None:
+            return f"{span.source} {span.section}"
         if span.page is not None:
             return f"{span.source} p. {span.page_label or span.page}"
         if span.line is not None:
@@ -61,12 +65,14 @@ class Document:
 
 @dataclass(frozen=True)
 class Piece:
-    """Part of one source: a PDF page (page set) or a whole text body (line set to its first line)."""
+    """Part of one source: a PDF page (page set), a converted file's section (section set: a slide, a sheet, a
+    heading's section) or a whole text body (line set to its first line)."""
 
     text: str
     page: int | None = None
     page_label: str | None = None
     line: int | None = None
+    section: str | None = None
 
 
 @dataclass
@@ -77,6 +83,7 @@ class SourceFile:
     pieces: list[Piece]
     separator: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # e.g. PDF pages that failed
+    info: dict = field(default_factory=dict)  # {"format": "pdf" | "text" | "docx" ..., "encoding": ...}
 
 
 def merge(files: list[SourceFile], *, framed: bool, skipped: list[tuple[str, str]] | None = None) -> Document:
@@ -98,7 +105,11 @@ def merge(files: list[SourceFile], *, framed: bool, skipped: list[tuple[str, str
         for k, piece in enumerate(body_pieces):
             if k:
                 emit(f.separator)
-            if piece.page is not None:
+            if piece.section is not None:
+                if piece.text:
+                    spans.append(Span(pos, pos + len(piece.text), f.name, piece.page, piece.page_label, None,
+                                      piece.section))
+            elif piece.page is not None:
                 if piece.text:
                     spans.append(Span(pos, pos + len(piece.text), f.name, piece.page, piece.page_label, None))
             else:
@@ -107,7 +118,8 @@ def merge(files: list[SourceFile], *, framed: bool, skipped: list[tuple[str, str
         if framed:
             emit(framing.FOOTER)
     all_skipped = list(skipped or []) + [s for f in files for s in f.skipped]
-    return Document("".join(parts), spans, [f.name for f in files], all_skipped)
+    info = {f.name: dict(f.info) for f in files}
+    return Document("".join(parts), spans, [f.name for f in files], all_skipped, info)
 
 
 def _line_spans(text: str, pos: int, source: str, first_line: int) -> list[Span]:
@@ -127,4 +139,4 @@ def _rstrip_last(pieces: list[Piece]) -> list[Piece]:
     if not pieces:
         return pieces
     last = pieces[-1]
-    return [*pieces[:-1], Piece(last.text.rstrip("\n"), last.page, last.page_label, last.line)]
+    return [*pieces[:-1], Piece(last.text.rstrip("\n"), last.page, last.page_label, last.line, last.section)]

@@ -2,8 +2,11 @@
 
 Each page with extractable text becomes one `Piece` carrying its 1-based page number and its page
 label (from the PDF's /PageLabels via `reader.page_labels`, which pypdf fills with "1", "2", ... when
-the PDF defines none); pages are joined by a blank line. Encrypted, image-only, truncated and
-malformed files become `InputError`s; pypdf's own log warnings are silenced while reading.
+the PDF defines none); pages are joined by a blank line. A page's text is its content (ligatures and
+line-end hyphenation cleaned up: pdf_text.py) followed by its form-field values and annotation texts
+(pdf_forms.py). A PDF with no text at all is scanned: it goes to OCR when the `ocr` extra is installed
+(ocr.py), else a one-line error names the extra. Encrypted, truncated and malformed files become
+`InputError`s; pypdf's own log warnings are silenced while reading.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
 
 from ..errors import InputError
+from . import ocr
 from .document import Piece, SourceFile
+from .pdf_forms import page_extras
+from .pdf_text import normalize_glyphs, rejoin_hyphenation, vocabulary
 
 PAGE_SEPARATOR = "\n\n"
 PDF_MAGIC = b"%PDF-"
@@ -42,25 +48,28 @@ def read_pdf(data: bytes, name: str, password: str | None = None) -> SourceFile:
             raise InputError(f"{name} needs an extra package to decrypt ({_short(e)}); pip install cryptography") from e
         except Exception as e:  # pypdf raises many kinds of error on damaged files
             raise InputError(_damaged(name, e)) from e
-        pieces, skipped = [], []
+        texts, extras, skipped = {}, {}, []
         for i in range(n_pages):
             try:
-                text = reader.pages[i].extract_text() or ""
+                page = reader.pages[i]
+                texts[i] = normalize_glyphs((page.extract_text() or "").replace("\x00", "")).strip()
             except Exception as e:
                 skipped.append((f"{name} p. {labels[i]}", f"text extraction failed: {_short(e)}"))
                 continue
-            text = text.replace("\x00", "").strip()
-            if text:
-                pieces.append(Piece(text, page=i + 1, page_label=labels[i]))
+            extras[i] = page_extras(page)
     if n_pages == 0:
         raise InputError(f"{name} is a PDF with no pages; check that it is the right file")
+    vocab = vocabulary(texts.values())
+    pieces = []
+    for i, text in texts.items():
+        text = "\n\n".join(t for t in (rejoin_hyphenation(text, vocab), "\n".join(extras[i])) if t)
+        if text:
+            pieces.append(Piece(text, page=i + 1, page_label=labels[i]))
     if not pieces:
         if len(skipped) == n_pages:
             raise InputError(_damaged(name, skipped[0][1]))
-        raise InputError(
-            f"{name} has no extractable text in its {n_pages} page(s) (scanned? run OCR first, e.g. ocrmypdf)"
-        )
-    return SourceFile(name, pieces, PAGE_SEPARATOR, skipped)
+        return ocr.read_scanned_pdf(data, name, n_pages, labels)
+    return SourceFile(name, pieces, PAGE_SEPARATOR, skipped, info={"format": "pdf"})
 
 
 def _unlock(reader: PdfReader, name: str, password: str | None) -> None:

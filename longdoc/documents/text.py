@@ -1,8 +1,7 @@
-"""Text files and standard input: decode UTF-8, reject empty and binary data.
+"""Text files and standard input: decoded by evidence (decoding.py), empty and binary data refused.
 
-`decode` turns bytes into prompt text (BOM dropped, CRLF turned into LF) or raises a `NotTextError`
-(an `InputError`) whose one-line message names the input and whose `reason` is the short form a
-directory walk records in `Document.skipped`.
+`decode` turns bytes into prompt text or raises a `NotTextError` (an `InputError`) whose one-line message names
+the input and whose `reason` is the short form a directory walk records in `Document.skipped`.
 """
 
 from __future__ import annotations
@@ -10,44 +9,31 @@ from __future__ import annotations
 import sys
 
 from ..errors import InputError
+from .checks import DEFAULT_MAX_INPUT_BYTES, format_bytes, LIMIT_HINT
+from .decoding import BINARY_SNIFF_BYTES, Decoded, NotTextError, decode_bytes  # noqa: F401  (re-exported)
 from .document import Piece, SourceFile
 
-BINARY_SNIFF_BYTES = 8192
 STDIN_NAME = "<stdin>"
 
 
-class NotTextError(InputError):
-    """Bytes that are not usable text; `reason` is a short form ("binary", "empty", ...)."""
-
-    def __init__(self, message: str, reason: str):
-        super().__init__(message)
-        self.reason = reason
-
-
 def decode(data: bytes, name: str) -> str:
-    """UTF-8 text of `data` (a file called `name`), or NotTextError saying what is wrong."""
-    if not data:
-        raise NotTextError(f"{name} is empty; pass a file with some text in it", "empty")
-    if b"\0" in data[:BINARY_SNIFF_BYTES]:
-        raise NotTextError(f"{name} looks like binary data, not text; pass a text, Markdown or PDF file", "binary")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise NotTextError(
-            f"{name} is not valid UTF-8 (bad byte 0x{data[e.start]:02x} at byte offset {e.start}); "
-            f"convert it to UTF-8 first, e.g. with iconv -f latin1 -t utf-8",
-            f"not valid UTF-8 (byte offset {e.start})",
-        ) from None
-    return text.removeprefix("\ufeff").replace("\r\n", "\n")
+    """The text of `data` (a file called `name`), or NotTextError saying what is wrong."""
+    return decode_bytes(data, name).text
 
 
-def text_source(name: str, text: str) -> SourceFile:
+def text_source(name: str, text: str, info: dict | None = None) -> SourceFile:
     """A SourceFile holding one text body whose first line is line 1."""
-    return SourceFile(name, [Piece(text, line=1)])
+    return SourceFile(name, [Piece(text, line=1)], info=dict(info or {"format": "text"}))
 
 
-def read_stdin(stdin=None) -> bytes:
-    """All of standard input as bytes (from `.buffer` when there is one)."""
+def decoded_source(name: str, data: bytes) -> SourceFile:
+    """A text SourceFile from raw bytes, its encoding recorded in `info`."""
+    d = decode_bytes(data, name)
+    return text_source(name, d.text, {"format": "text", "encoding": d.encoding})
+
+
+def read_stdin(stdin=None, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> bytes:
+    """All of standard input as bytes (from `.buffer` when there is one), at most `max_bytes`."""
     stdin = sys.stdin if stdin is None else stdin
     if stdin is None:
         raise InputError("There is no standard input to read for '-'; pipe a document in or pass a path")
@@ -55,7 +41,9 @@ def read_stdin(stdin=None) -> bytes:
     if isatty is not None and isatty():
         raise InputError("Standard input is a terminal, not a document; pipe one in (cat doc.txt | longdoc ... -)")
     stream = getattr(stdin, "buffer", stdin)
-    data = stream.read()
+    data = stream.read(max_bytes + 1)
     if isinstance(data, str):
         data = data.encode("utf-8", "surrogateescape")
+    if len(data) > max_bytes:
+        raise InputError(f"Standard input is over the {format_bytes(max_bytes)} limit for one input; {LIMIT_HINT}")
     return data

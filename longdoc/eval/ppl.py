@@ -31,7 +31,7 @@ def end_points(n_text: int, max_length: int, samples: int) -> list[int]:
 @torch.inference_mode()
 def tail_nll(model, ids: torch.Tensor, tail: int) -> tuple[float, int]:
     """Sum of the negative log-likelihoods of the last `tail` tokens of ids (1, L) given the tokens before them."""
-    from ..generate import prefill
+    from ..generate import forward_kwargs, prefill
     from ..prefix import new_cache
 
     L = ids.shape[1]
@@ -39,7 +39,7 @@ def tail_nll(model, ids: torch.Tensor, tail: int) -> tuple[float, int]:
         raise ValueError(f"tail {tail} must be between 1 and the context length {L}")
     cache = new_cache(model)
     first = prefill(model, cache, ids[:, : L - tail])  # (1, V): predicts ids[L - tail]
-    rest = model(input_ids=ids[:, L - tail : L - 1], past_key_values=cache, use_cache=True).logits[0]  # (tail-1, V)
+    rest = model(input_ids=ids[:, L - tail : L - 1], use_cache=True, **forward_kwargs(model, cache)).logits[0]  # (tail-1, V)
     logits = torch.cat([first, rest], dim=0).float()  # (tail, V)
     targets = ids[0, L - tail :]  # (tail,)
     nll = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")

@@ -215,12 +215,3 @@ async def aiter_in_thread(make_iter: Callable[[], Iterator[T]]) -> AsyncIterator
     finally:
         cancelled.set()
 
-
-def source_pieces(doc) -> Iterator[tuple[str, int | None, str | None, str]]:
-    """(source, page, page_label, text) per PDF page and per text file of a longdoc `Document`."""
-    groups: dict[tuple, list] = {}
-    for span in doc.spans:  # sorted: lines of one file group together, pages stay apart
-        groups.setdefault((span.source, span.page), []).append(span)
-    for (source, page), spans in groups.items():
-        label = (spans[0].page_label or str(page)) if page is not None else None
-        yield source, page, label, doc.text[spans[0].start : spans[-1].end]

@@ -81,7 +81,7 @@ def longheads_attention(module, query, key, value, attention_mask, scaling=None,
     if layer is None:
         if key.shape[2] != query.shape[2]:
             raise ConfigError(
-                "LongHeads needs its own cache for incremental decoding: pass past_key_values=LongHeadsCache()."
+                "LongHeads needs its own cache for incremental decoding: pass cache=LongHeadsCache()."
             )
         layer = _ephemeral_layer(key, value)
     out = attend(rt, layer, query, key, value, scale, exact_from=plan.exact_from if plan else None,

@@ -6,7 +6,7 @@ of copying the whole cache (transformers' DynamicLayer concatenates every step).
 
 How the attention function finds its layer: longdoc's own generation passes a `ForwardPlan` (plan.py) as a
 model keyword argument, which transformers hands to the attention function, and the plan names the cache.
-transformers' own `generate()` (or a plain `model(ids, past_key_values=LongHeadsCache())`) passes none, and
+transformers' own `generate()` (or a plain `model(ids, cache=LongHeadsCache())`) passes none, and
 transformers does not pass the cache to the attention function; for those calls only, `update()` binds the layer
 to the key tensor it returns (thread-local) and the attention function finds the layer by that exact tensor
 object, so a stale or foreign binding is never used.
@@ -124,7 +124,8 @@ class Snapshot:
 
 
 class LongHeadsCache(Cache):
-    """Pass as `past_key_values=` to the model or to `generate()` after `enable_longheads(model)`."""
+    """Pass as `cache=` (`past_key_values=` before transformers 5.x) to the model or to `generate()` after
+    `enable_longheads(model)`."""
 
     def __init__(self):
         super().__init__(layer_class_to_replicate=LongHeadsLayer)

@@ -61,8 +61,8 @@ def token_labels(document, prompt) -> list[str]:
 
 
 def source_label(document, span) -> str:
-    """Page for PDFs ("report.pdf p. 3"); the file otherwise."""
-    if span.page is not None:
+    """Page for PDFs ("report.pdf p. 3"), section of a converted file ("deck.pptx slide 2"); the file otherwise."""
+    if span.page is not None or span.section is not None:
         return document.label(span)
     return span.source
 

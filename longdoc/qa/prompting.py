@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from longdoc import chat_template
 from longdoc.errors import ConfigError
+from longdoc.prompt_checks import check_text, encodable
 
 FORMAT_VERSION = 1  # bump when a frame's text changes: stored ingests of the old frame stop matching
 FORMATS = ("chat", "chat-sandwich", "completion", "doc-chat")
@@ -55,8 +57,12 @@ def is_reusable(fmt: str) -> bool:
 
 def build(tokenizer, document: str, question: str, *, fmt: str = DEFAULT_FORMAT, system: str | None = None,
           history: list[tuple[str, str]] = ()) -> Prompt:
-    """The prompt for `question` about `document` in format `fmt`. `history`: the earlier (question, answer)
-    turns of a conversation about the same document; they go after the document, so its prefix is unchanged."""
+    """The prompt for `question` about `document` in format `fmt` (InputError for a blank question). `history`:
+    the earlier (question, answer) turns of a conversation about the same document; they go after the document,
+    so its prefix is unchanged."""
+    check_text(question, "The question")
+    question, system = encodable(question), None if system is None else encodable(system)
+    history = [(encodable(q), encodable(a)) for q, a in history]
     head, tail, stop = _frame(tokenizer, fmt, question, system, history)
     return _assemble(tokenizer, head, document, tail, stop, fmt, reusable=is_reusable(fmt))
 
@@ -66,7 +72,7 @@ def build_prefix(tokenizer, document: str, *, fmt: str = DEFAULT_FORMAT, system:
     if not is_reusable(fmt):
         raise ConfigError(f"The {fmt} prompt format repeats the question before the document, so nothing can be "
                           "ingested ahead of the question: use another --format.")
-    head, _, stop = _frame(tokenizer, fmt, "", system)
+    head, _, stop = _frame(tokenizer, fmt, "", None if system is None else encodable(system))
     return _assemble(tokenizer, head, document, "", stop, fmt, reusable=True)
 
 
@@ -97,7 +103,7 @@ def _chat(tokenizer, system: str | None, turns: list[tuple[str, str]]) -> tuple[
     if not getattr(tokenizer, "chat_template", None):
         raise ConfigError("This model's tokenizer has no chat template: use --format completion.")
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": r, "content": c} for r, c in turns]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = chat_template.render(tokenizer, messages, add_generation_prompt=True, check=False)
     if _DOC in text:
         head, tail = text.split(_DOC, 1)
         return head, tail

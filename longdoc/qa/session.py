@@ -27,7 +27,8 @@ from longdoc.generate import ProgressFn, SamplingParams, Usage
 from longdoc.longheads.layout import Selection
 from longdoc.qa import prompting
 from longdoc.qa.citations import Source, sources
-from longdoc.store import Store, make_key
+from longdoc.errors import StoreError
+from longdoc.store import Store, make_key, store_failure
 
 
 def text_document(text: str, source: str = "<text>") -> Document:
@@ -48,6 +49,7 @@ class Ingest:
     seconds: float  # prefill or load time
     pooled: bool = False  # already in the engine's pool: nothing was loaded or prefilled
     prefilled: int = 0  # tokens this call prefilled (the rest came from the store or the pool)
+    not_stored: str | None = None  # why a wanted store did not happen ("cannot write to ... (read-only file system)")
 
 
 def prefix_key(engine, content_hash: str, format_id: str) -> str:
@@ -59,26 +61,41 @@ def prefix_key(engine, content_hash: str, format_id: str) -> str:
 def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: Store | None, *, save: bool = True,
                   progress: ProgressFn | None = None, info: dict | None = None) -> Ingest:
     """Make sure the engine's prefix pool holds `prefix_ids`: load it from the store, or prefill it (and store
-    it when `save`). With no store or key (or LongHeads off), it is only prefilled in memory."""
+    it when `save`). With no store or key (or LongHeads off), it is only prefilled in memory. The store is an
+    optimisation only: an unreadable one is read past, an unwritable or full one leaves `Ingest.not_stored` saying
+    why (the answer still comes)."""
     t0 = time.perf_counter()
     engine.check_length(len(prefix_ids) + 1)  # fail before any work for a document that is too long
     if engine.holds_prefix(prefix_ids):  # an earlier question's prefill is still pooled
         return Ingest(key, len(prefix_ids), False, False, time.perf_counter() - t0, pooled=True)
     usable = store is not None and key is not None and engine.config is not None
     if usable:
-        found = store.load(key, device=engine.lm.device)
+        try:
+            found = store.load(key, device=engine.lm.device)
+        except OSError:  # an unreadable store folder: read the document instead
+            found = None
         if found is not None and found[0] == list(prefix_ids):
             engine.add_prefix(prefix_ids, found[1])
             return Ingest(key, len(prefix_ids), True, False, time.perf_counter() - t0)
         if found is not None:  # same key, other tokens (e.g. a changed tokenizer): not ours to use
-            store.remove(key)
+            try:
+                store.remove(key)
+            except StoreError:
+                pass
     cache, reused = engine.prefill_prefix(list(prefix_ids), progress=progress)
     seconds = time.perf_counter() - t0
-    stored = False
+    stored, not_stored = False, None
     if usable and save:
-        stored = store.save(key, prefix_ids, cache, {"model": engine.name, "prefill_s": round(seconds, 3),
-                                                     **(info or {})}) is not None
-    return Ingest(key, len(prefix_ids), False, stored, seconds, prefilled=len(prefix_ids) - reused)
+        try:
+            saved = store.save(key, prefix_ids, cache, {"model": engine.name, "prefill_s": round(seconds, 3),
+                                                        **(info or {})})
+        except Exception as e:  # OSError, safetensors' own error on a full disk...: storing is optional
+            saved, not_stored = None, store_failure(e, store.root)
+        stored = saved is not None
+        if not stored and not_stored is None:
+            not_stored = f"the entry is larger than the cache size cap ({store.max_bytes:,} bytes)"
+    return Ingest(key, len(prefix_ids), False, stored, seconds, prefilled=len(prefix_ids) - reused,
+                  not_stored=not_stored)
 
 
 class DocumentSession:

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 
+TINY = ["--chunk-size", "16", "--chunks", "4"]  # LongHeads options of the tiny test model
+
+
 def entries(ingests: Path) -> list[Path]:
     """Complete-looking entries (folders with a manifest) and anything else left in the store folder."""
     return sorted(ingests.iterdir()) if ingests.exists() else []

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from cli_helpers import TINY
 from pdf_fixtures import make_pdf, zorbia_pages
-
-TINY = ["--chunk-size", "16", "--chunks", "4"]
 
 
 @pytest.fixture

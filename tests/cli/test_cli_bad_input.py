@@ -29,7 +29,7 @@ def test_directory_without_readable_text(cli_run, tmp_path, store_dir):
     d = tmp_path / "bin"
     d.mkdir()
     (d / "a.bin").write_bytes(bytes(range(256)) * 4)
-    check(cli_run("ask", d, "Q?"), 3, "has no readable text files", store_dir=store_dir)
+    check(cli_run("ask", d, "Q?"), 3, "has no readable files", store_dir=store_dir)
 
 
 def test_encrypted_pdf_needs_password(cli_run, tmp_path, store_dir):
@@ -69,17 +69,24 @@ def test_binary_data_as_text(cli_run, tmp_path, store_dir):
     check(cli_run("ask", tmp_path / "blob.txt", "Q?"), 3, "blob.txt looks like binary data", store_dir=store_dir)
 
 
-def test_invalid_utf8(cli_run, tmp_path, store_dir):
+def test_legacy_encoding_is_read_and_recorded(cli_run, tmp_path, store_dir):
+    import json
+
     (tmp_path / "latin.txt").write_bytes("Caf\u00e9 cr\u00e8me, na\u00efve r\u00e9sum\u00e9.\n".encode("latin-1") * 20)
-    check(cli_run("ask", tmp_path / "latin.txt", "Q?"), 3, "latin.txt", "UTF-8", store_dir=store_dir)
+    result = cli_run("ask", tmp_path / "latin.txt", "Q?", "--json", "--max-tokens", "2")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)["source_info"][str(tmp_path / "latin.txt")]
+    assert info == {"format": "text", "encoding": "cp1252"}
 
 
-def test_symlink_loop_in_directory(cli_run, tmp_path, store_dir):
+def test_symlink_loop_in_directory_is_skipped_with_a_note(cli_run, tmp_path, store_dir):
     d = tmp_path / "repo"
     (d / "sub").mkdir(parents=True)
     (d / "a.txt").write_text("hello\n")
     os.symlink(d, d / "sub" / "loop")
-    check(cli_run("ask", d, "Q?"), 3, "Symlink loop", store_dir=store_dir)
+    result = cli_run("ask", d, "Q?", "--max-tokens", "2")
+    assert result.exit_code == 0, result.output
+    assert f"Note: skipped {d}/sub/loop: symlink loop: leads back to {d}" in result.stderr.splitlines()
 
 
 def test_longer_than_longheads_can_reach(cli_run, zorbia, store_dir):
@@ -88,13 +95,14 @@ def test_longer_than_longheads_can_reach(cli_run, zorbia, store_dir):
 
 
 def test_longer_than_memory_allows(cli_run, zorbia, store_dir, monkeypatch):
-    import longdoc.engine
+    import longdoc.memory
 
-    # 64 KB of free memory: the tiny model's KV cache (2 layers x 2 heads x 16 x 2 x 4 B = 512 B/token) reaches
-    # 64 tokens under the engine's half-of-free-memory budget, less than the 5-page PDF.
-    monkeypatch.setattr(longdoc.engine, "_available_memory", lambda: 64 * 1024)
+    # 64 KB available: the tiny model's keys and values (2 layers x 2 heads x 16 x 2 x 4 B = 512 B/token) fit
+    # about 115 tokens, fewer than the 5-page PDF; the reach itself (metadata) does not change with memory.
+    monkeypatch.setattr(longdoc.memory, "available_memory", lambda: 64 * 1024)
     result = cli_run("ask", zorbia, "Q?")
-    check(result, 5, "The prompt is ", "at most 64 with this model and memory", store_dir=store_dir)
+    check(result, 5, "The prompt is ", "tokens, whose keys and values need", "GiB of memory is available",
+          store_dir=store_dir)
 
 
 def test_ingest_too_long(cli_run, zorbia, store_dir):

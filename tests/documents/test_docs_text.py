@@ -138,13 +138,12 @@ def test_binary_file_given_as_text(tmp_path):
     assert f"{path} looks like binary data, not text" in one_line(err)
 
 
-def test_invalid_utf8_says_where(tmp_path):
+def test_legacy_encodings_are_detected_and_recorded(tmp_path):
     path = tmp_path / "latin1.txt"
-    path.write_bytes("café au lait".encode("latin-1"))
-    with pytest.raises(InputError) as err:
-        load([str(path)])
-    msg = one_line(err)
-    assert str(path) in msg and "not valid UTF-8" in msg and "byte offset 3" in msg
+    path.write_bytes("Le café au lait coûte 3 € à Montréal, près de l'église.\n".encode("cp1252"))
+    doc = load([str(path)])
+    assert doc.text == "Le café au lait coûte 3 € à Montréal, près de l'église.\n"
+    assert doc.source_info[str(path)]["encoding"] == "cp1252"
 
 
 def test_explicit_file_is_not_limited_by_max_file_bytes(tmp_path):

@@ -85,22 +85,23 @@ def test_display_paths_keep_the_path_as_given(repo, monkeypatch):
     assert doc.text.startswith("repo/.gitignore\n---\n")
 
 
-def test_binary_oversized_invalid_empty_and_pdf_files_are_skipped_and_recorded(tmp_path):
+def test_binary_oversized_empty_and_whitespace_files_are_skipped_and_recorded_pdfs_and_legacy_text_read(tmp_path):
     root = tmp_path / "mixed"
     write(root, "ok.txt", "fine\n")
     write(root, "blob.bin", b"abc\x00def")
     write(root, "huge.txt", "y" * 500)
-    write(root, "latin.txt", "naïve".encode("latin-1"))
+    write(root, "latin.txt", "naïve café".encode("latin-1"))
     write(root, "empty.txt", b"")
+    write(root, "blank.txt", " \n\t\n")
     make_pdf(root / "paper.pdf", ["A paper."])
     doc = load([str(root)], max_file_bytes=100)
-    assert doc.sources == [f"{root}/ok.txt"]
+    assert doc.sources == [f"{root}/latin.txt", f"{root}/ok.txt", f"{root}/paper.pdf"]
+    assert "naïve café" in doc.text and "A paper." in doc.text
     reasons = dict(doc.skipped)
     assert reasons[f"{root}/blob.bin"] == "binary"
-    assert reasons[f"{root}/huge.txt"].startswith("too large (500 bytes")
-    assert reasons[f"{root}/latin.txt"].startswith("not valid UTF-8")
+    assert reasons[f"{root}/huge.txt"].startswith("too large (500 B > max_file_bytes 100 B")
     assert reasons[f"{root}/empty.txt"] == "empty"
-    assert reasons[f"{root}/paper.pdf"].startswith("PDF inside a directory")
+    assert reasons[f"{root}/blank.txt"] == "no text (whitespace only)"
     assert [p for p, _ in doc.skipped] == sorted(p for p, _ in doc.skipped)
 
 
@@ -124,28 +125,42 @@ def test_nested_gitignore_can_reinclude_and_is_relative_to_its_directory(tmp_pat
     assert doc.sources == [f"{root}/.gitignore", f"{root}/a/.gitignore", f"{root}/a/b/only_here.txt", f"{root}/a/x.tmp"]
 
 
-def test_symlinked_files_and_directories_are_followed(tmp_path):
+def test_links_inside_the_folder_are_followed_links_out_of_it_are_skipped_with_a_note(tmp_path):
     outside = write(tmp_path, "outside/shared.txt", "shared text\n")
     root = tmp_path / "proj"
     write(root, "main.txt", "main\n")
+    write(root, "docs/guide.txt", "guide\n")
+    (root / "guide-link.txt").symlink_to(root / "docs" / "guide.txt")  # inside: followed (once)
     (root / "link.txt").symlink_to(outside)
-    (root / "vendor").symlink_to(outside.parent, target_is_directory=True)
+    (root / "etc").symlink_to("/etc", target_is_directory=True)  # a system folder: never walked by default
     (root / "dangling.txt").symlink_to(tmp_path / "missing")
     doc = load([str(root)])
-    assert doc.sources == [f"{root}/link.txt", f"{root}/main.txt"]
+    assert doc.sources == [f"{root}/docs/guide.txt", f"{root}/main.txt"]
     reasons = dict(doc.skipped)
-    assert reasons[f"{root}/dangling.txt"] == "broken symlink"
-    assert reasons[f"{root}/vendor/shared.txt"] == f"same file as {root}/link.txt"
+    assert reasons[f"{root}/dangling.txt"].startswith("broken symlink")
+    assert reasons[f"{root}/guide-link.txt"] == f"same file as {root}/docs/guide.txt"
+    assert reasons[f"{root}/link.txt"].startswith(f"symlink to {outside}, outside {root}")
+    assert "--follow-links" in reasons[f"{root}/etc"]
+    assert not any(p.startswith(f"{root}/etc/") for p in doc.sources)
 
 
-def test_symlink_loop_raises(tmp_path):
+def test_follow_links_opts_in_to_links_out_of_the_folder(tmp_path):
+    outside = write(tmp_path, "outside/shared.txt", "shared text\n")
+    root = tmp_path / "proj"
+    write(root, "main.txt", "main\n")
+    (root / "vendor").symlink_to(outside.parent, target_is_directory=True)
+    doc = load([str(root)], follow_links=True)
+    assert doc.sources == [f"{root}/main.txt", f"{root}/vendor/shared.txt"]
+
+
+def test_a_symlink_loop_is_skipped_with_a_note_and_the_rest_is_read(tmp_path):
     root = tmp_path / "loopy"
     write(root, "a/file.txt", "text\n")
+    write(root, "b.txt", "more\n")
     os.symlink("..", root / "a" / "up", target_is_directory=True)
-    with pytest.raises(InputError) as err:
-        load([str(root)])
-    msg = str(err.value)
-    assert "\n" not in msg and "Symlink loop" in msg and f"{root}/a/up" in msg
+    doc = load([str(root)])
+    assert doc.sources == [f"{root}/a/file.txt", f"{root}/b.txt"]
+    assert dict(doc.skipped)[f"{root}/a/up"] == f"symlink loop: leads back to {root}"
 
 
 def test_gitignored_symlink_loop_is_not_followed(tmp_path):
@@ -163,12 +178,12 @@ def test_directory_with_no_readable_text_files(tmp_path):
     with pytest.raises(InputError) as err:
         load([str(root)])
     msg = str(err.value)
-    assert "\n" not in msg and f"{root} has no readable text files" in msg and "2 binary" in msg
+    assert "\n" not in msg and f"{root} has no readable files" in msg and "2 binary" in msg
 
 
 def test_empty_directory(tmp_path):
     (tmp_path / "void").mkdir()
-    with pytest.raises(InputError, match="void has no readable text files"):
+    with pytest.raises(InputError, match="void has no readable files"):
         load([str(tmp_path / "void")])
 
 
@@ -176,7 +191,7 @@ def test_all_files_gitignored(tmp_path):
     root = tmp_path / "ign"
     write(root, ".gitignore", "*\n")
     write(root, "a.txt", "a\n")
-    with pytest.raises(InputError, match="no readable text files .*matched by .gitignore"):
+    with pytest.raises(InputError, match="no readable files .*matched by .gitignore"):
         load([str(root)])
 
 

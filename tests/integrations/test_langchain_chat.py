@@ -254,6 +254,7 @@ def test_loader_pages_and_single(three_page_pdf, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("line one\nline two\n")
     both = LongDocLoader([str(three_page_pdf), str(notes)]).load()
-    assert both[-1].metadata == {"source": str(notes)} and both[-1].page_content.rstrip() == "line one\nline two"
+    assert both[-1].metadata == {"source": str(notes), "format": "text", "encoding": "utf-8"}
+    assert both[-1].page_content.rstrip() == "line one\nline two"
     (single,) = LongDocLoader([str(three_page_pdf), str(notes)], mode="single").load()
     assert "code Z3" in single.page_content and "line two" in single.page_content

@@ -7,7 +7,7 @@ from transformers import DynamicCache
 from longdoc import LongHeadsCache, LongHeadsConfig, disable_longheads, enable_longheads
 from longdoc.errors import ConfigError
 from longdoc.generate import prefill
-from longdoc.longheads.plan import ForwardPlan
+from longdoc.longheads.plan import ForwardPlan, cache_kwargs
 
 from tiny_models import make_tiny_llama
 
@@ -25,14 +25,14 @@ def tiny(request):
 def test_inside_the_window_equals_the_unpatched_model(tiny):
     ids = torch.randint(0, 512, (1, 25))
     ref_cache = DynamicCache()
-    ref = tiny(ids, past_key_values=ref_cache).logits
-    ref_steps = [tiny(ids[:, :1] * 0 + t, past_key_values=ref_cache).logits for t in (3, 7, 11)]
+    ref = tiny(ids, **cache_kwargs(tiny, ref_cache)).logits
+    ref_steps = [tiny(ids[:, :1] * 0 + t, **cache_kwargs(tiny, ref_cache)).logits for t in (3, 7, 11)]
     enable_longheads(tiny, CFG)
     cache = LongHeadsCache()
-    out = tiny(ids, past_key_values=cache).logits
+    out = tiny(ids, **cache_kwargs(tiny, cache)).logits
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     for t, r in zip((3, 7, 11), ref_steps):  # decode steps, still inside the 32-token window
-        torch.testing.assert_close(tiny(ids[:, :1] * 0 + t, past_key_values=cache).logits, r, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(tiny(ids[:, :1] * 0 + t, **cache_kwargs(tiny, cache)).logits, r, atol=1e-5, rtol=1e-4)
 
 
 @torch.inference_mode()
@@ -41,7 +41,7 @@ def test_plain_forward_works_with_no_extra_arguments(tiny):
     enable_longheads(tiny, CFG)
     logits = tiny(ids).logits  # transformers makes its own DynamicCache: a one-shot forward needs nothing else
     assert logits.shape == (1, 70, 512) and torch.isfinite(logits).all()
-    cached = tiny(ids, past_key_values=LongHeadsCache()).logits
+    cached = tiny(ids, **cache_kwargs(tiny, LongHeadsCache())).logits
     torch.testing.assert_close(logits, cached, atol=1e-5, rtol=1e-4)
 
 
@@ -50,7 +50,7 @@ def test_beyond_the_window_differs_and_stays_finite(tiny):
     ids = torch.randint(0, 512, (1, 120))
     full = tiny(ids).logits
     enable_longheads(tiny, CFG)
-    lh = tiny(ids, past_key_values=LongHeadsCache()).logits
+    lh = tiny(ids, **cache_kwargs(tiny, LongHeadsCache())).logits
     torch.testing.assert_close(lh[:, :32], full[:, :32], atol=1e-5, rtol=1e-4)
     assert torch.isfinite(lh).all()
     assert (lh[:, 40:] - full[:, 40:]).abs().max() > 1e-3
@@ -64,14 +64,14 @@ def test_chunked_prefill_equals_one_shot(tiny, block):
     ids = torch.randint(0, 512, (1, 101))
     enable_longheads(tiny, CFG)
     one = LongHeadsCache()
-    one_logits = tiny(ids, logits_to_keep=1, **ForwardPlan(one, exact_from=101 - CFG.exact_tail).model_kwargs()).logits[:, -1]
+    one_logits = tiny(ids, logits_to_keep=1, **ForwardPlan(one, exact_from=101 - CFG.exact_tail).model_kwargs(tiny)).logits[:, -1]
     chunked = LongHeadsCache()
     chunked_logits = prefill(tiny, chunked, ids, block=block, exact_from=101 - CFG.exact_tail)
     torch.testing.assert_close(chunked_logits, one_logits, atol=1e-5, rtol=1e-4)
     # and the next decode step agrees too
     step = torch.tensor([[5]])
-    torch.testing.assert_close(tiny(step, past_key_values=chunked).logits, tiny(step, past_key_values=one).logits,
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(tiny(step, **cache_kwargs(tiny, chunked)).logits,
+                               tiny(step, **cache_kwargs(tiny, one)).logits, atol=1e-5, rtol=1e-4)
 
 
 @torch.inference_mode()
@@ -81,9 +81,9 @@ def test_the_forward_plan_carries_the_tail_and_the_records(tiny):
     ids = torch.randint(0, 512, (1, 101))
     enable_longheads(tiny, CFG)
     records = []
-    tail = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=96, record=records).model_kwargs())
-    none = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=101).model_kwargs())
-    plain = tiny(ids, past_key_values=LongHeadsCache(), logits_to_keep=1)  # no plan: the last exact_tail=5 queries
+    tail = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=96, record=records).model_kwargs(tiny))
+    none = tiny(ids, logits_to_keep=1, **ForwardPlan(LongHeadsCache(), exact_from=101).model_kwargs(tiny))
+    plain = tiny(ids, **cache_kwargs(tiny, LongHeadsCache()), logits_to_keep=1)  # no plan: the last exact_tail=5 queries
     torch.testing.assert_close(plain.logits, tail.logits, atol=1e-5, rtol=1e-4)
     assert (tail.logits - none.logits).abs().max() > 1e-4  # per-token selection of the last 5 queries mattered
     layers = {r.layer for r in records}
@@ -106,13 +106,13 @@ def test_prefill_sizes_the_cache_once_for_prompt_and_answer(tiny):
     bufs = [layer._kbuf for layer in cache.layers]
     assert all(b.shape[2] >= 101 + DECODE_HEADROOM for b in bufs)
     grown = LongHeadsCache()  # no hint: grows by doubling
-    ref = tiny(ids[:, :40], past_key_values=grown).logits
-    ref = tiny(ids[:, 40:80], past_key_values=grown).logits
-    ref = tiny(ids[:, 80:], past_key_values=grown).logits[:, -1]
+    ref = tiny(ids[:, :40], **cache_kwargs(tiny, grown)).logits
+    ref = tiny(ids[:, 40:80], **cache_kwargs(tiny, grown)).logits
+    ref = tiny(ids[:, 80:], **cache_kwargs(tiny, grown)).logits[:, -1]
     torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-4)
     for t in range(30):
         token = torch.tensor([[t + 3]])
-        torch.testing.assert_close(decode_one(tiny, cache, token), tiny(token, past_key_values=grown).logits[:, -1],
+        torch.testing.assert_close(decode_one(tiny, cache, token), tiny(token, **cache_kwargs(tiny, grown)).logits[:, -1],
                                    atol=1e-5, rtol=1e-4)
     assert all(layer._kbuf is b for layer, b in zip(cache.layers, bufs))
 
@@ -131,7 +131,7 @@ def test_hf_generate_with_the_longheads_cache(tiny):
     enable_longheads(tiny, CFG)
     tiny.generation_config.eos_token_id = None
     tiny.generation_config.pad_token_id = 0
-    out = tiny.generate(ids, past_key_values=LongHeadsCache(), max_new_tokens=6, do_sample=False)
+    out = tiny.generate(ids, **cache_kwargs(tiny, LongHeadsCache()), max_new_tokens=6, do_sample=False)
     ours = "".join(stream(tiny, Tok(), ids, SamplingParams(max_new_tokens=6)))
     assert ours == "".join(f"<{i}>" for i in out[0, 90:].tolist())
 
@@ -148,9 +148,9 @@ def test_padding_is_refused(tiny):
 def test_incremental_decoding_needs_the_longheads_cache(tiny):
     enable_longheads(tiny, CFG)
     cache = DynamicCache()
-    tiny(torch.randint(0, 512, (1, 10)), past_key_values=cache)
+    tiny(torch.randint(0, 512, (1, 10)), **cache_kwargs(tiny, cache))
     with pytest.raises(ConfigError, match="LongHeadsCache"):
-        tiny(torch.tensor([[1]]), past_key_values=cache)
+        tiny(torch.tensor([[1]]), **cache_kwargs(tiny, cache))
 
 
 def test_window_larger_than_trained_length_is_refused(tiny):
@@ -164,3 +164,32 @@ def test_unsupported_model_type_is_refused():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50))
     with pytest.raises(ConfigError, match="not supported"):
         enable_longheads(model, CFG)
+
+
+@torch.inference_mode()
+def test_prefill_and_decode_pass_the_cache_under_the_keyword_the_forward_takes(tiny):
+    """transformers 5.x deprecates `past_key_values` with a FutureWarning on every forward call: prefill and
+    decode (LongHeads on and off) hand the cache over as `cache` where the model's forward has it
+    (plan.cache_kwargs), so generating prints nothing; the logits are those of plain forward calls."""
+    import inspect
+    import warnings
+
+    from longdoc.generate import decode_one
+    from longdoc.prefix import new_cache
+
+    takes_cache = "cache" in inspect.signature(type(tiny).forward).parameters
+    assert list(cache_kwargs(tiny, None)) == ["cache" if takes_cache else "past_key_values"]
+    ids = torch.randint(0, 512, (1, 50))
+    for on in (True, False):
+        enable_longheads(tiny, CFG) if on else disable_longheads(tiny)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # any FutureWarning fails the test
+            cache = new_cache(tiny)
+            logits = prefill(tiny, cache, ids, block=16)
+            step = decode_one(tiny, cache, logits.argmax(-1, keepdim=True))
+        ref_cache = LongHeadsCache() if on else DynamicCache()  # plain forward calls, block by block
+        ref = [tiny(ids[:, i : i + 16], **cache_kwargs(tiny, ref_cache)).logits[:, -1] for i in range(0, 50, 16)][-1]
+        ref_step = tiny(logits.argmax(-1, keepdim=True), **cache_kwargs(tiny, ref_cache)).logits[:, -1]
+        torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(step, ref_step, atol=1e-5, rtol=1e-4)
+    disable_longheads(tiny)

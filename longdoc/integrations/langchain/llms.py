@@ -40,6 +40,10 @@ class LongDocLLM(LongDocModel, LLM):
         return params
 
     def prompt_ids(self, prompt: str) -> list[int]:
+        """The prompt's token ids (InputError for an empty or whitespace prompt)."""
+        from longdoc.prompt_checks import check_text
+
+        check_text(prompt)
         if self.raw_prompt:
             return self.engine.encode(prompt)
         return super()._prompt_ids([("user", prompt)])

@@ -79,6 +79,9 @@ class LongDocLLM(EngineFields, CustomLLM):
         if not formatted and self.completion_to_prompt not in (None, default_completion_to_prompt):
             prompt, formatted = self.completion_to_prompt(prompt), True
         if formatted:
+            from longdoc.prompt_checks import check_text
+
+            check_text(prompt)
             return self._engine.encode(prompt)
         return self._engine.chat_ids([{"role": "user", "content": prompt}], add_generation_prompt=True)
 

@@ -21,7 +21,8 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.schema import Document, NodeWithScore
 
-from longdoc.integrations._shared import aiter_in_thread, document_reply, sampling, source_pieces, usage_dict
+from longdoc.integrations._documents import parts, report_skipped
+from longdoc.integrations._shared import aiter_in_thread, document_reply, sampling, usage_dict
 
 __all__ = ["WholeDocumentQueryEngine"]
 
@@ -54,21 +55,25 @@ class WholeDocumentQueryEngine(CustomQueryEngine):
         return engine
 
     @classmethod
-    def from_paths(cls, paths, llm=None, *, password: str | None = None, **kwargs) -> "WholeDocumentQueryEngine":
-        """From files (PDF, text, directories) read by longdoc's loaders: exactly the document `longdoc ask`
-        reads, so the same question gets the same answer."""
+    def from_paths(cls, paths, llm=None, *, password: str | None = None, follow_links: bool = False,
+                   **kwargs) -> "WholeDocumentQueryEngine":
+        """From files (PDF, Office, HTML, text, directories) read by longdoc's loaders: exactly the document
+        `longdoc ask` reads, so the same question gets the same answer. Skipped inputs: a SkippedFilesWarning."""
         from longdoc.documents import load
         from longdoc.integrations.llamaindex.llms import LongDocLLM
 
-        document = load(paths, password=password)
+        document = load(paths, password=password, follow_links=follow_links)
+        report_skipped(document, "WholeDocumentQueryEngine.from_paths")
         nodes, by_label = [], {}
-        for source, page, label, text in source_pieces(document):
-            meta = {"file_name": source.rsplit("/", 1)[-1], "file_path": source}
-            if page is not None:
-                meta["page_label"] = label
-            node = Document(text=text, metadata=meta)
+        for part in parts(document):
+            meta = {"file_name": part.source.rsplit("/", 1)[-1], "file_path": part.source}
+            if part.page is not None:
+                meta["page_label"] = part.page_label
+            if part.section is not None:
+                meta["section"] = part.section
+            node = Document(text=part.text, metadata=meta)
             nodes.append(node)
-            by_label[_label(source, page, label)] = node
+            by_label[_label(part.source, part.page, part.page_label, part.section)] = node
         engine = cls(llm=llm or LongDocLLM(), documents=nodes, **kwargs)
         engine._document, engine._by_label = document, by_label
         return engine
@@ -114,8 +119,11 @@ class WholeDocumentQueryEngine(CustomQueryEngine):
         return Response(response=text, source_nodes=nodes, metadata=metadata)
 
 
-def _label(source: str, page: int | None, page_label: str | None) -> str:
-    """The citation label of a page or file (citations.source_label: "report.pdf p. 3", else the file)."""
+def _label(source: str, page: int | None, page_label: str | None, section: str | None = None) -> str:
+    """The citation label of a page, section or file (citations.source_label / Document.label: "report.pdf p. 3",
+    "deck.pptx slide 2", else the file)."""
+    if section is not None:
+        return f"{source} {section}"
     return f"{source} p. {page_label or page}" if page is not None else source
 
 
