@@ -99,6 +99,53 @@ class Engine:
             cache.restore(snap)  # back to the prompt: a finished prefill, worth keeping
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
 
+    def reread_stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
+                      question_start: int, budget: int, prior: torch.Tensor | None = None,
+                      usage: Usage | None = None, progress: ProgressFn | None = None,
+                      on_plan=None) -> Iterator[str]:
+        """Stream the answer of a LongHeads-guided re-read (longdoc/reread.py): prefill `prompt_ids` through the
+        pool as `stream` does, recording the question's chunk selections; then answer from a dense pass over
+        [chunk 0 | the chunks the heads chose | question] of at most `budget` tokens, in a cache of its own (the
+        pooled document prefix stays as it was).
+
+        question_start: the question's first token in prompt_ids. prior (C,): the document's chunk prior
+        (hub correction), or None. on_plan(RereadPlan | None) is called before the first piece; None: the
+        question left no room for a chunk in the budget, or no head voted, and LongHeads answers as in `stream`.
+        Raises as `stream` does; ConfigError when LongHeads is off or the budget exceeds the window.
+        """
+        from . import reread
+        from .errors import ConfigError
+
+        if self.config is None or budget > self.config.window:
+            raise ConfigError(f"a re-read needs LongHeads on and a budget of at most the window "
+                              f"({self.config.window if self.config else 0} tokens); {budget} asked.")
+        check_prompt_ids(prompt_ids)
+        check_max_tokens((params or SamplingParams()).max_new_tokens)
+        self.check_length(len(prompt_ids))
+        usage = usage if usage is not None else Usage()
+        record: list[Selection] = []
+        with self._lock.hold("this stream"):
+            cache, _ = self._prefill(prompt_ids, prefix_len, usage, progress, record)
+            self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
+            try:
+                plan = reread.plan(torch.tensor([prompt_ids]), record, self.config, question_start, budget,
+                                   hub_correction=prior is not None, prior=prior)
+            except ValueError:  # the question leaves no room for a chunk: answer with LongHeads itself
+                plan = None
+        if plan is None or not plan.chunks:
+            if on_plan is not None:
+                on_plan(None)
+            yield from self.stream(prompt_ids, params, prefix_len=prefix_len, usage=usage)
+            return
+        with self._lock.hold("this stream"):
+            dense = new_cache(self.model)  # in-window: exact causal attention, LongHeads selects nothing
+            t0 = time.perf_counter()
+            logits = self._prefill_ids(dense, plan.ids[0].tolist())
+            usage.prefill_s += time.perf_counter() - t0
+        if on_plan is not None:
+            on_plan(plan)
+        yield from stepwise(self._lock, decode(self.model, self.tokenizer, dense, logits, params, usage=usage))
+
     def complete(self, prompt_ids: list[int], params: SamplingParams | None = None, **kw) -> tuple[str, Usage]:
         usage = Usage()
         text = "".join(self.stream(prompt_ids, params, usage=usage, **kw))

@@ -27,6 +27,20 @@ def answer_options(fn):
     return fn
 
 
+def reread_options(fn):
+    """--reread/--no-reread and --reread-tokens (ask, chat): how the answer reads the document."""
+    for option in reversed((
+        click.option("--reread/--no-reread", default=False, show_default=True,
+                     help="Answer from a dense re-read of the chunks the heads chose for the question (won pass "
+                          "keys at 16k, lost a real-PDF question: README, 'Reading'); default: LongHeads over the "
+                          "whole prompt."),
+        click.option("--reread-tokens", type=click.IntRange(min=1), default=None,
+                     help="Tokens of the re-read (default and maximum: the attention window)."),
+    )):
+        fn = option(fn)
+    return fn
+
+
 def run_answer(session: CliSession, question: str, *, max_tokens=256, temperature=0.0, seed=None, record=False,
                out=None, history=()):
     """Answer `question` (after the conversation's `history`); returns the finished Reply (text, usage, prompt,
@@ -52,20 +66,26 @@ def cite_text(reply) -> str:
         window = reply.session.engine.config.window
         return (f"Sources: the whole prompt ({len(reply.prompt.ids):,} tokens) fits in the {window:,}-token attention "
                 "window, so every head read all of it; pass a smaller --window to see which parts it chose.")
-    return format_sources(found or [])
+    text = format_sources(found or [])
+    if reply.reread is not None and found:  # the answer came from a dense re-read of these chunks
+        text = text.replace("share of the chunks the heads selected while answering",
+                            "share of the votes of the chunks the heads chose for the question and re-read")
+    return text
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.argument("question")
 @answer_options
+@reread_options
 @click.option("--no-stream", is_flag=True, help="Print the answer only when it is complete.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (answer, usage, sources) on stdout.")
 @session_options
 @model_options
 @handle_errors
-def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_stream, as_json, password, fmt, system,
-        store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads):
+def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread, reread_tokens, no_stream, as_json,
+        password, fmt, system, store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window,
+        chunk_size, chunks, threads):
     """Answer QUESTION about the documents at PATH... (PDF, Word, PowerPoint, Excel, HTML, EPUB, notebook, text, a
     directory, or - for standard input).
 
@@ -76,7 +96,8 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_str
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max,
-                           max_file_size=max_file_size, follow_links=follow_links)
+                           max_file_size=max_file_size, follow_links=follow_links, reread=reread,
+                           reread_tokens=reread_tokens)
     streaming = not (no_stream or as_json)
     reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
                        out=sys.stdout if streaming else None, record=cite)
@@ -84,7 +105,9 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, no_str
         obj = {"answer": reply.text, "model": session.engine.name, "format": session.doc.fmt,
                "sources": session.document.sources, "source_info": session.document.source_info,
                "skipped": [{"path": p, "reason": r} for p, r in session.document.skipped],
-               "usage": usage_dict(reply.usage, session.ingest)}
+               "usage": usage_dict(reply.usage, session.ingest),
+               "reread": None if reply.reread is None else {"chunks": reply.reread.chunks,
+                                                            "tokens": int(reply.reread.ids.shape[1])}}
         if cite:
             obj["citations"] = citation_dicts(reply.citations())
         click.echo(json.dumps(obj, ensure_ascii=False))

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from longdoc.cli.ask import answer_options, cite_text, run_answer
+from longdoc.cli.ask import answer_options, cite_text, reread_options, run_answer
 from longdoc.cli.common import handle_errors, model_options, stderr_is_tty
 from longdoc.cli.session import open_session, session_options, usage_line
 
@@ -21,11 +21,12 @@ EXIT_WORDS = {"exit", "quit", ":q"}
 @click.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @answer_options
+@reread_options
 @session_options
 @model_options
 @handle_errors
-def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
-         max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads):
+def chat(paths, max_tokens, temperature, seed, show_usage, cite, reread, reread_tokens, password, fmt, system, store,
+         quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads):
     """A conversation about the documents at PATH...: one question per line, each seeing the earlier questions
     and answers (the document is read once); `exit` or end of input (Ctrl-D) ends."""
     from longdoc.errors import InputError
@@ -36,7 +37,8 @@ def chat(paths, max_tokens, temperature, seed, show_usage, cite, password, fmt, 
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max,
-                           max_file_size=max_file_size, follow_links=follow_links)
+                           max_file_size=max_file_size, follow_links=follow_links, reread=reread,
+                           reread_tokens=reread_tokens)
     interactive = stderr_is_tty() and sys.stdin.isatty()
     if interactive:
         session.prepare()  # read the document before the first question is typed

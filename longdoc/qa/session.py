@@ -26,7 +26,7 @@ from longdoc.documents import Document
 from longdoc.generate import ProgressFn, SamplingParams, Usage
 from longdoc.longheads.layout import Selection
 from longdoc.qa import prompting
-from longdoc.qa.citations import Source, sources
+from longdoc.qa.citations import Source, sources, weighted_sources
 from longdoc.errors import StoreError
 from longdoc.store import Store, make_key, store_failure
 
@@ -104,12 +104,26 @@ class DocumentSession:
     fmt, system: the prompt frame (prompting.FORMATS; docs/prompt_formats.md measured the default) and an
         optional system line; both are part of the store key. store: where prefilled documents are kept across
         processes (None: only the engine's in-memory pool).
+    reread: answer with a LongHeads-guided re-read (longdoc/reread.py, `Engine.reread_stream`): the heads'
+        selections for the question choose chunks, a dense pass of at most `reread_tokens` tokens (default: the
+        window) over [chunk 0 | chosen chunks | question] answers. Off by default, by measurement (README,
+        "Reading"): at 16k tokens it answered 5/6 pass keys where LongHeads alone answered 0/6, but on the
+        real-model PDF test the votes favour the document's first chunks and it lost the answer LongHeads gave.
     """
 
     def __init__(self, engine, document: Document, *, fmt: str = prompting.DEFAULT_FORMAT, system: str | None = None,
-                 store: Store | None = None):
+                 store: Store | None = None, reread: bool = False, reread_tokens: int | None = None):
         self.engine, self.document, self.fmt, self.system, self.store = engine, document, fmt, system, store
+        self.reread, self.reread_tokens = reread, reread_tokens
         self.ingest: Ingest | None = None
+
+    def reread_budget(self, prompt: prompting.Prompt) -> int | None:
+        """Tokens of the dense re-read for this prompt, or None to answer directly (re-read off, LongHeads off,
+        no reusable document prefix, or a prompt that fits the window: every head already reads all of it)."""
+        cfg = self.engine.config
+        if not self.reread or cfg is None or not prompt.prefix_len or len(prompt.ids) <= cfg.window:
+            return None
+        return min(self.reread_tokens or cfg.window, cfg.window)
 
     @property
     def key(self) -> str:
@@ -152,7 +166,8 @@ class DocumentSession:
         prefilled = made if (charge_prefix and made is not None and made.prefilled) else None
         params = params or SamplingParams()
         params = SamplingParams(**{**params.__dict__, "stop": list(dict.fromkeys([*params.stop, *prompt.stop]))})
-        return Reply(self, prompt, params, [] if cite else None, progress, on_complete, usage, prefilled)
+        return Reply(self, prompt, params, [] if cite else None, progress, on_complete, usage, prefilled,
+                     reread=self.reread_budget(prompt))
 
 
 class Reply:
@@ -162,14 +177,24 @@ class Reply:
     def __init__(self, session: DocumentSession, prompt: prompting.Prompt, params: SamplingParams,
                  selections: list[Selection] | None, progress: ProgressFn | None,
                  on_complete: Callable[["Reply"], None] | None = None, usage: Usage | None = None,
-                 prefilled: Ingest | None = None):
+                 prefilled: Ingest | None = None, reread: int | None = None):
         self.session, self.prompt, self.params, self.selections = session, prompt, params, selections
         self._on_complete = on_complete
         self._prefilled = prefilled
         self.usage = usage if usage is not None else Usage()
         self.parts: list[str] = []
-        self._pieces = session.engine.stream(prompt.ids, params, prefix_len=prompt.prefix_len, usage=self.usage,
-                                             progress=progress, selections=selections)
+        self.reread = None  # the RereadPlan the answer came from (set before the first piece), if re-read
+        if reread:  # no hub correction here: its prior is known only on the path that prefilled the document, and
+            # the same question must get the same answer whether the document came from a prefill, the store or the pool
+            self._pieces = session.engine.reread_stream(
+                prompt.ids, params, prefix_len=prompt.prefix_len, question_start=prompt.prefix_len, budget=reread,
+                usage=self.usage, progress=progress, on_plan=self._planned)
+        else:
+            self._pieces = session.engine.stream(prompt.ids, params, prefix_len=prompt.prefix_len, usage=self.usage,
+                                                 progress=progress, selections=selections)
+
+    def _planned(self, plan) -> None:
+        self.reread = plan
 
     def __iter__(self) -> Iterator[str]:
         for piece in self._pieces:
@@ -193,10 +218,17 @@ class Reply:
         return "".join(self.parts)
 
     def citations(self, top: int | None = 5) -> list[Source] | None:
-        """The pages / files the heads read most while answering (None unless the reply was started with cite)."""
-        if self.selections is None or self.session.engine.config is None:
+        """The pages / files the answer came from: for a re-read, the chunks it read (weighted by their votes);
+        else the chunks the heads read most while answering (None unless the reply was started with cite)."""
+        config = self.session.engine.config
+        if config is None:
             return None
-        return sources(self.selections, self.session.document, self.prompt, self.session.engine.config, top=top)
+        if self.reread is not None:
+            weights = {c: max(float(self.reread.scores[c]), 1e-9) for c in self.reread.chunks}
+            return weighted_sources(weights, self.session.document, self.prompt, config, top=top)
+        if self.selections is None:
+            return None
+        return sources(self.selections, self.session.document, self.prompt, config, top=top)
 
     def fits_window(self) -> bool:
         """The whole prompt fits in one attention window: every head read all of it, so no citation is made."""

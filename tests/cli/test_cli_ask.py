@@ -171,3 +171,10 @@ def test_figure_grids_count_selected_chunks_per_layer_and_head():
     assert top.tolist() == [[-1, -1], [2, 4]]
     assert counts[1].tolist() == [0, 1, 2, 1, 2, 1, 1, 0, 0, 0, 0] and counts[0].sum() == 0
     assert chunk_sources(["p1"] * 5 + ["p2"] * 4, 4) == ["p1", "p2", "p2"]
+
+
+def test_reread_answers_from_the_chosen_chunks_and_cites_them(cli_run, zorbia):
+    obj = ask_json(cli_run, zorbia, "What is the capital of Zorbia?", "--reread", "--cite")
+    assert obj["reread"]["chunks"] and obj["reread"]["tokens"] <= 64
+    assert obj["citations"] and abs(sum(c["share"] for c in obj["citations"]) - 1) < 0.01
+    assert ask_json(cli_run, zorbia, "What is the capital of Zorbia?")["reread"] is None

@@ -1,0 +1,55 @@
+"""The re-read through the document session (what `longdoc ask` does by default): the answer is exactly what the
+model says to the dense prompt alone, the pooled document stays pooled, citations name the chunks read."""
+
+from __future__ import annotations
+
+import torch
+
+from longdoc.documents import Document, Span
+from longdoc.engine import Engine
+from longdoc.generate import SamplingParams, decode, prefill
+from longdoc.longheads.config import LongHeadsConfig
+from longdoc.prefix import new_cache
+from longdoc.qa.session import DocumentSession
+
+WORDS = "alpha beta gamma delta river stone house garden light quiet morning paper window table".split()
+
+
+def _document(n_words: int = 600) -> Document:
+    import random
+
+    rng = random.Random(0)
+    text = " ".join(rng.choice(WORDS) for _ in range(n_words)) + ". The door code is 4417. " + \
+        " ".join(rng.choice(WORDS) for _ in range(200)) + "."
+    return Document(text, [Span(0, len(text), "notes.txt", None, None, 1)], ["notes.txt"])
+
+
+def test_reread_answer_is_the_dense_prompts_answer_and_the_document_stays_pooled(tiny_model_dir):
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=8))  # a 128-token window
+    session = DocumentSession(engine, _document(), reread=True, reread_tokens=128)
+    params = SamplingParams(max_new_tokens=6)
+    reply = session.reply("What is the door code?", params, cite=True)
+    text = "".join(reply)
+    plan = reply.reread
+    assert plan is not None and plan.chunks and plan.ids.shape[1] <= 128
+    # the same dense prompt through the bare model, fresh cache: the same tokens
+    cache = new_cache(engine.model)
+    logits = prefill(engine.model, cache, plan.ids)
+    alone = "".join(decode(engine.model, engine.tokenizer, cache, logits, SamplingParams(max_new_tokens=6,
+                                                                                         stop=params.stop)))
+    assert text == alone.lstrip()
+    cited = reply.citations()
+    assert cited and abs(sum(s.share for s in cited) - 1) < 1e-6 and cited[0].label == "notes.txt"
+    again = session.reply("What is the door code?", params)
+    list(again)
+    # the dense pass did not take the document's place in the pool: the next question reuses its prefill
+    assert again.usage.cached_tokens >= len(reply.prompt.prefix_ids) // 16 * 16
+
+
+def test_a_budget_without_room_answers_directly(tiny_model_dir):
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=4))  # 64-token window
+    session = DocumentSession(engine, _document(), reread=True, reread_tokens=64)
+    long_question = "What is the door code? " * 12
+    reply = session.reply(long_question, SamplingParams(max_new_tokens=4))
+    direct = DocumentSession(engine, _document(), reread=False).reply(long_question, SamplingParams(max_new_tokens=4))
+    assert "".join(reply) == "".join(direct) and reply.reread is None
