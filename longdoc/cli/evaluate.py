@@ -189,6 +189,17 @@ def _done(results, png_note=None):
         console.print(f"plot: {png_note}", markup=False)
 
 
+def _finish(results, records, png_path, plot_name: str, title: str) -> None:
+    """The end of every eval command: the table, the plot (`longdoc.eval.plots.<plot_name>`) if asked, the paths."""
+    _print_table(results, records)
+    png = None
+    if png_path:
+        from longdoc.eval import plots
+
+        png = getattr(plots, plot_name)(records, png_path, title)
+    _done(results, png)
+
+
 # -- commands ------------------------------------------------------------------------------------------------------
 @click.group("eval")
 def eval_group():
@@ -209,13 +220,7 @@ def passkey(trials, max_new_tokens, **kw):
     cells = passkey_cells(s.lm.tokenizer, s.lengths, trials, kw["seed"])
     records = run_cells(s.lm, s.methods, cells, s.results, seed=kw["seed"], common=s.common,
                         max_full_length=s.max_full, max_new_tokens=max_new_tokens, on_trial=_print_trial("passkey"))
-    _print_table(s.results, records)
-    png = None
-    if kw["png"]:
-        from longdoc.eval.plots import retrieval_plot
-
-        png = retrieval_plot(records, kw["png"], f"passkey retrieval, {s.lm.name}")
-    _done(s.results, png)
+    _finish(s.results, records, kw["png"], "retrieval_plot", f"passkey retrieval, {s.lm.name}")
 
 
 @eval_group.command()
@@ -344,13 +349,7 @@ def ppl(text_spec, tail, samples, **kw):
         raise InputError(f"--tail {tail} must be between 1 and the shortest length {min(s.lengths)}.")
     records = run_ppl(s.lm, s.methods, ids, s.lengths, s.results, tail=tail, samples=samples, common=s.common,
                       max_full_length=s.max_full, on_trial=_print_trial("ppl"))
-    _print_table(s.results, records)
-    png = None
-    if kw["png"]:
-        from longdoc.eval.plots import ppl_plot
-
-        png = ppl_plot(records, kw["png"], f"perplexity of the last {tail} tokens of {name}, {s.lm.name}")
-    _done(s.results, png)
+    _finish(s.results, records, kw["png"], "ppl_plot", f"perplexity of the last {tail} tokens of {name}, {s.lm.name}")
 
 
 @click.command()
@@ -415,10 +414,4 @@ def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
                         threads=kw["threads"], common=s.common, max_full_length=s.max_full, shape=shape,
                         device=device, attn=attn, llama_cpp_gguf=gguf, timeout=timeout, on_trial=show)
 
-    _print_table(s.results, records)
-    png = None
-    if kw["png"]:
-        from longdoc.eval.plots import bench_plot
-
-        png = bench_plot(records, kw["png"], f"speed and memory, {s.results.data['model']}")
-    _done(s.results, png)
+    _finish(s.results, records, kw["png"], "bench_plot", f"speed and memory, {s.results.data['model']}")
