@@ -78,7 +78,9 @@ class Engine:
 
         prefix_len: the first prefix_len ids are a reusable prefix (a document, longdoc/qa/prompting.py),
             prefilled on their own so that every question about it can reuse them exactly.
-        selections: a list every attention call's `Selection` is appended to (citations, Figure 5).
+        selections: a list every attention call's `Selection` is appended to (citations, Figure 5), and, first,
+            the document prefix's own block-prefill choices (positions < prefix_len) from the cache, whichever
+            way the prefix was made (prefilled now, pooled, stored): the input of its hub prior.
         Raises, before any work: InputError for an empty prompt, ConfigError for max_new_tokens < 1, TooLongError
         when the prompt is longer than `max_input_tokens` or its KV cache would not fit in memory; EngineBusyError
         when another call's step keeps the engine busy past `wait_s`.
@@ -91,6 +93,8 @@ class Engine:
         usage = usage if usage is not None else Usage()
         with self._lock.hold("this stream"):
             cache, logits = self._prefill(prompt_ids, prefix_len, usage, progress, selections)
+            if selections is not None and prefix_len:
+                selections[:0] = cache.document_selections(before=prefix_len)
         snap = cache.snapshot()
         try:  # the engine is held only while a piece is computed, never while the consumer holds one
             yield from stepwise(self._lock, decode(self.model, self.tokenizer, cache, logits, params, usage=usage,
@@ -100,7 +104,7 @@ class Engine:
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
 
     def reread_stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
-                      question_start: int, budget: int, prior: torch.Tensor | None = None,
+                      question_start: int, budget: int, hub_correction: bool = True,
                       usage: Usage | None = None, progress: ProgressFn | None = None,
                       on_plan=None) -> Iterator[str]:
         """Stream the answer of a LongHeads-guided re-read (longdoc/reread.py): prefill `prompt_ids` through the
@@ -108,8 +112,9 @@ class Engine:
         [chunk 0 | the chunks the heads chose | question] of at most `budget` tokens, in a cache of its own (the
         pooled document prefix stays as it was).
 
-        question_start: the question's first token in prompt_ids. prior (C,): the document's chunk prior
-        (hub correction), or None. on_plan(RereadPlan | None) is called before the first piece; None: the
+        question_start: the question's first token in prompt_ids. hub_correction: rank chunks by vote / (1 +
+        lift), the lift from the document's own choices that its cache carries (`LongHeadsCache.
+        document_selections`), so the plan is the same from a fresh prefill, the pool or the store. on_plan(RereadPlan | None) is called before the first piece; None: the
         question left no room for a chunk in the budget, or no head voted, and LongHeads answers as in `stream`.
         Raises as `stream` does; ConfigError when LongHeads is off or the budget exceeds the window.
         """
@@ -127,9 +132,14 @@ class Engine:
         with self._lock.hold("this stream"):
             cache, _ = self._prefill(prompt_ids, prefix_len, usage, progress, record)
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
+            prior = None
+            if hub_correction:
+                doc = cache.document_selections(before=question_start)
+                prior = reread.chunk_prior(doc, self.config, question_start // self.config.chunk_size + 1,
+                                           question_start)
             try:
                 plan = reread.plan(torch.tensor([prompt_ids]), record, self.config, question_start, budget,
-                                   hub_correction=prior is not None, prior=prior)
+                                   hub_correction=hub_correction, prior=prior)
             except ValueError:  # the question leaves no room for a chunk: answer with LongHeads itself
                 plan = None
         if plan is None or not plan.chunks:

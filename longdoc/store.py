@@ -70,9 +70,12 @@ def parse_size(text: str | int) -> int:
         raise ConfigError(f"Cannot read the size {text!r}: write e.g. 20GB or 500MB.") from None
 
 
+CACHE_FORMAT = 2  # 2: the cache carries the document's chunk choices (its hub prior); older entries are not reused
+
+
 def make_key(content_hash: str, model: str, config: dict | None, prompt_format: str) -> str:
-    blob = json.dumps({"content": content_hash, "model": model, "longheads": config, "format": prompt_format},
-                      sort_keys=True)
+    blob = json.dumps({"content": content_hash, "model": model, "longheads": config, "format": prompt_format,
+                       "cache": CACHE_FORMAT}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -121,6 +121,8 @@ def attend(rt: Runtime, layer: LongHeadsLayer, q, k, v, scale: float, *, exact_f
             q_idx = (batch.pos - P).to(q.device)
             qg = q[:, :, q_idx]  # (B, Hq, g, Tg, d)
             idx = _select(rt, layer, qg, batch)  # (B, Hq, g, K)
+            if not batch.per_token and cfg.selection == "longheads":
+                layer.add_picks(batch.last_positions(), idx[0])  # the document's own choices: its hub prior
             if record is not None:
                 record.append(Selection(layer_idx, batch.last_positions(), idx.cpu()))
             og = _window_of(rt, qg, k_chunks, v_chunks, idx, batch, scale)  # (B, Hq, g, Tg, d)
@@ -132,11 +134,13 @@ def attend(rt: Runtime, layer: LongHeadsLayer, q, k, v, scale: float, *, exact_f
 @dataclass(frozen=True)
 class QueryGroups:
     """Queries sharing a selection. pos (G, Tg): absolute positions, each row padded by repeating its last;
-    lens (G,): real queries per row; chunk_size l."""
+    lens (G,): real queries per row; chunk_size l; per_token: one query per group by rule (the exact tail,
+    decode, prefill_selection="token"), not the queries of a chunk."""
 
     pos: torch.Tensor
     lens: torch.Tensor
     chunk_size: int
+    per_token: bool = False
 
     @property
     def chunk(self) -> torch.Tensor:
@@ -153,7 +157,7 @@ class QueryGroups:
 
     def batches(self, step: int):
         for g0 in range(0, self.pos.shape[0], step):
-            yield QueryGroups(self.pos[g0 : g0 + step], self.lens[g0 : g0 + step], self.chunk_size)
+            yield QueryGroups(self.pos[g0 : g0 + step], self.lens[g0 : g0 + step], self.chunk_size, self.per_token)
 
 
 def _groups(cfg: LongHeadsConfig, positions: torch.Tensor, exact_from: int):
@@ -168,7 +172,8 @@ def _groups(cfg: LongHeadsConfig, positions: torch.Tensor, exact_from: int):
         idx = torch.minimum(starts[:, None] + offs[None, :], (starts + lens - 1)[:, None])  # (G, Tg)
         yield QueryGroups(block_pos[idx], lens, cfg.chunk_size)
     if len(token_pos):
-        yield QueryGroups(token_pos[:, None], torch.ones(len(token_pos), dtype=torch.long), cfg.chunk_size)
+        yield QueryGroups(token_pos[:, None], torch.ones(len(token_pos), dtype=torch.long), cfg.chunk_size,
+                          per_token=True)
 
 
 def _select(rt: Runtime, layer: LongHeadsLayer, qg: torch.Tensor, groups: QueryGroups) -> torch.Tensor:

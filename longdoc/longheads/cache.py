@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from .layout import Selection
+
 PLAN_KWARG = "longheads_plan"  # the model keyword argument carrying a ForwardPlan (plan.py)
 
 _bound = threading.local()
@@ -38,7 +40,11 @@ def bound_layer(layer_idx: int, key: torch.Tensor) -> "LongHeadsLayer | None":
 
 
 class LongHeadsLayer(DynamicLayer):
-    """One layer's cache. Shapes: keys/values (B, Hk, L, d); summaries (B, Hs, C, m, d); pending_q (B, Hq, r, d)."""
+    """One layer's cache. Shapes: keys/values (B, Hk, L, d); summaries (B, Hs, C, m, d); pending_q (B, Hq, r, d);
+    pick_pos (R,) and pick_chunks (Hq, R, K): the chunks every head chose for each of the R chunk-sized query
+    groups the block prefill has read (batch 0, on the CPU), kept so that the document's own selection prior
+    (`longdoc.reread.chunk_prior`, the hub correction) travels with the cache: through crop, snapshot/restore
+    and the store, so it is the same whichever way the document was prefilled or reused."""
 
     def __init__(self):
         super().__init__()
@@ -49,6 +55,24 @@ class LongHeadsLayer(DynamicLayer):
         self.n_summarized = 0
         self.pending_q: torch.Tensor | None = None
         self.reserved = 0  # tokens to make room for at the next growth (LongHeadsCache.reserve)
+        self.pick_pos: torch.Tensor | None = None
+        self.pick_chunks: torch.Tensor | None = None
+
+    def add_picks(self, positions: torch.Tensor, chunks: torch.Tensor) -> None:
+        """Record a block prefill's choices: positions (g,) last position of each group; chunks (Hq, g, K)."""
+        positions, chunks = positions.to("cpu", torch.long), chunks.to("cpu", torch.int32)
+        if self.pick_pos is None:
+            self.pick_pos, self.pick_chunks = positions, chunks
+        else:
+            self.pick_pos = torch.cat([self.pick_pos, positions])
+            self.pick_chunks = torch.cat([self.pick_chunks, chunks], dim=1)
+
+    def drop_picks_from(self, length: int) -> None:
+        """Forget the choices of groups ending at positions >= length (the cache no longer holds them)."""
+        if self.pick_pos is not None:
+            keep = self.pick_pos < length
+            if not bool(keep.all()):
+                self.pick_pos, self.pick_chunks = self.pick_pos[keep], self.pick_chunks[:, keep]
 
     def lazy_initialization(self, key_states, value_states):
         self.dtype, self.device = key_states.dtype, key_states.device
@@ -110,6 +134,7 @@ class LongHeadsLayer(DynamicLayer):
             return
         self.length = max_length
         self.keys, self.values = self._kbuf[:, :, :max_length], self._vbuf[:, :, :max_length]
+        self.drop_picks_from(max_length)
 
     def reset(self) -> None:
         self.__init__()
@@ -185,6 +210,9 @@ class LongHeadsCache(Cache):
                 out[f"{i}.summaries"] = layer.summaries.contiguous()
             if layer.pending_q is not None:
                 out[f"{i}.pending_q"] = layer.pending_q.contiguous()
+            if layer.pick_pos is not None:
+                out[f"{i}.pick_pos"] = layer.pick_pos.contiguous()
+                out[f"{i}.pick_chunks"] = layer.pick_chunks.contiguous()
             out[f"{i}.align"] = torch.tensor(layer.align)
         return out
 
@@ -201,8 +229,23 @@ class LongHeadsCache(Cache):
                 layer.add_summaries(state[f"{i}.summaries"].to(device))
             if f"{i}.pending_q" in state:
                 layer.pending_q = state[f"{i}.pending_q"].to(device)
+            if f"{i}.pick_pos" in state:
+                layer.add_picks(state[f"{i}.pick_pos"], state[f"{i}.pick_chunks"])
             cache.layers.append(layer)
         return cache
+
+    def document_selections(self, before: int) -> list[Selection]:
+        """The chunk choices of the block-prefilled query groups ending before position `before`, one
+        `Selection` per layer (chunks (1, Hq, R, K)): the input of `longdoc.reread.chunk_prior`. Empty where
+        nothing was block-prefilled (prefill_selection="token", or a prompt inside the window)."""
+        out = []
+        for i, layer in enumerate(self.layers):
+            if layer.pick_pos is None:
+                continue
+            keep = layer.pick_pos < before
+            if bool(keep.any()):
+                out.append(Selection(i, layer.pick_pos[keep], layer.pick_chunks[:, keep][None].long()))
+        return out
 
     def snapshot(self) -> Snapshot:
         snap = Snapshot(length=self.get_seq_length())

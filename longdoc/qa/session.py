@@ -27,6 +27,7 @@ from longdoc.generate import ProgressFn, SamplingParams, Usage
 from longdoc.longheads.layout import Selection
 from longdoc.qa import prompting
 from longdoc.qa.citations import Source, sources, weighted_sources
+from longdoc.reread import chunk_prior
 from longdoc.errors import StoreError
 from longdoc.store import Store, make_key, store_failure
 
@@ -184,8 +185,7 @@ class Reply:
         self.usage = usage if usage is not None else Usage()
         self.parts: list[str] = []
         self.reread = None  # the RereadPlan the answer came from (set before the first piece), if re-read
-        if reread:  # no hub correction here: its prior is known only on the path that prefilled the document, and
-            # the same question must get the same answer whether the document came from a prefill, the store or the pool
+        if reread:  # hub-corrected: the document's prior travels in its cache (prefill, pool and store agree)
             self._pieces = session.engine.reread_stream(
                 prompt.ids, params, prefix_len=prompt.prefix_len, question_start=prompt.prefix_len, budget=reread,
                 usage=self.usage, progress=progress, on_plan=self._planned)
@@ -228,7 +228,11 @@ class Reply:
             return weighted_sources(weights, self.session.document, self.prompt, config, top=top)
         if self.selections is None:
             return None
-        return sources(self.selections, self.session.document, self.prompt, config, top=top)
+        prior = None
+        if self.prompt.prefix_len:  # the document's own choices came first in selections (Engine.stream)
+            prior = chunk_prior(self.selections, config, self.prompt.prefix_len // config.chunk_size + 1,
+                                self.prompt.prefix_len)
+        return sources(self.selections, self.session.document, self.prompt, config, top=top, prior=prior)
 
     def fits_window(self) -> bool:
         """The whole prompt fits in one attention window: every head read all of it, so no citation is made."""
