@@ -19,6 +19,7 @@ from .longheads.layout import Selection
 from .longheads.patch import is_enabled, longheads_config
 from .longheads.plan import ForwardPlan, cache_kwargs
 from .prefix import new_cache
+from .repetition import RepeatGuard, adjust_logits, is_token_loop
 
 ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total)
 
@@ -31,6 +32,9 @@ class SamplingParams:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     ignore_eos: bool = False  # keep decoding past the end-of-sequence token (fixed-length evaluation answers)
+    stop_on_repeat: bool = True  # stop at a sentence the answer already said (longdoc/repetition.py)
+    repetition_penalty: float = 1.0  # > 1 lowers tokens already in the answer (1.0: off)
+    no_repeat_ngram: int = 0  # ban tokens completing an n-gram already in the answer (0: off)
 
 
 @dataclass
@@ -40,7 +44,8 @@ class Usage:
     completion_tokens: int = 0
     prefill_s: float = 0.0
     decode_s: float = 0.0
-    finish_reason: str | None = None  # "stop" (eos or stop string) or "length"
+    finish_reason: str | None = None  # "stop" (eos, stop string, repeat) or "length"
+    repeat_stopped: bool = False  # the answer stopped at a repeated sentence (longdoc/repetition.py)
 
     @property
     def prefill_tokens_per_s(self) -> float:
@@ -117,11 +122,12 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
 class TextStream:
     """Turns token ids into text deltas; holds back text that might be the start of a stop string."""
 
-    def __init__(self, tokenizer, stop: list[str]):
-        self.tokenizer, self.stop = tokenizer, [s for s in stop if s]
+    def __init__(self, tokenizer, stop: list[str], guard: RepeatGuard | None = None):
+        self.tokenizer, self.stop, self.guard = tokenizer, [s for s in stop if s], guard
         self.ids: list[int] = []
         self.emitted = 0  # characters of the decoded text already emitted
         self.stopped = False
+        self.repeated = False  # stopped by the guard (a repeated sentence or token loop)
 
     def push(self, token_id: int) -> str:
         self.ids.append(token_id)
@@ -132,9 +138,18 @@ class TextStream:
             at = text.find(s, max(0, self.emitted - len(s)))
             if at != -1:
                 self.stopped = True
-                return self._emit(text[:at])
+                return self._emit(self._unrepeated(text[:at]))
         hold = max((k for s in self.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-        return self._emit(text[: len(text) - hold])
+        return self._emit(self._unrepeated(text[: len(text) - hold]))
+
+    def _unrepeated(self, text: str) -> str:
+        """text less a repeated sentence (then stop) or what may start one (held back)."""
+        if self.guard is None:
+            return text
+        n, repeat = self.guard.check(text)
+        if repeat or is_token_loop(self.ids):
+            self.stopped = self.repeated = True
+        return text[:n]
 
     def flush(self) -> str:
         if self.stopped:
@@ -161,7 +176,8 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, params: SamplingParams
            usage: Usage | None = None, record: list[Selection] | None = None) -> Iterator[str]:
     """Decode from the logits (1, vocab) of the last prompt token, yielding text pieces as they are decoded.
 
-    Stops at an end-of-sequence token (unless params.ignore_eos), a stop string or params.max_new_tokens;
+    Stops at an end-of-sequence token (unless params.ignore_eos), a stop string, a repeated sentence
+    (params.stop_on_repeat; finish_reason "stop", usage.repeat_stopped) or params.max_new_tokens;
     usage.completion_tokens / decode_s / finish_reason are filled in as it goes.
     """
     params = params or SamplingParams()
@@ -169,11 +185,12 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, params: SamplingParams
     generator = None
     if params.seed is not None:
         generator = torch.Generator(device=logits.device).manual_seed(params.seed)
-    text = TextStream(tokenizer, params.stop)
+    text = TextStream(tokenizer, params.stop, RepeatGuard() if params.stop_on_repeat else None)
     stops = set() if params.ignore_eos else eos_ids(model, tokenizer)
     t1 = time.perf_counter()
     usage.finish_reason = "length"
     for i in range(params.max_new_tokens):
+        logits = adjust_logits(logits, text.ids, params.repetition_penalty, params.no_repeat_ngram)
         token = sample(logits, params, generator)
         tid = int(token)
         if tid in stops:
@@ -185,6 +202,7 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, params: SamplingParams
             yield piece
         if text.stopped:
             usage.finish_reason = "stop"
+            usage.repeat_stopped = text.repeated
             break
         if i + 1 < params.max_new_tokens:
             logits = decode_one(model, cache, token, record)

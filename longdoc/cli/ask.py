@@ -22,6 +22,12 @@ def answer_options(fn):
         click.option("--seed", type=int, default=None, help="Seed for sampling (with --temperature > 0)."),
         click.option("-u", "--usage", "show_usage", is_flag=True, help="Print tokens and tokens/s on stderr."),
         click.option("--cite", is_flag=True, help="After the answer, list the pages/files the heads read most."),
+        click.option("--stop-on-repeat/--no-stop-on-repeat", default=True, show_default=True,
+                     help="Stop when the answer repeats one of its sentences (README, 'Answers that stop')."),
+        click.option("--repetition-penalty", type=click.FloatRange(min=1.0), default=1.0, show_default=True,
+                     help="Divide the logits of tokens already in the answer by this (1 = off)."),
+        click.option("--no-repeat-ngram", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Never repeat an n-gram of the answer (0 = off)."),
     )):
         fn = option(fn)
     return fn
@@ -42,12 +48,14 @@ def reread_options(fn):
 
 
 def run_answer(session: CliSession, question: str, *, max_tokens=256, temperature=0.0, seed=None, record=False,
-               out=None, history=()):
+               out=None, history=(), stop_on_repeat=True, repetition_penalty=1.0, no_repeat_ngram=0):
     """Answer `question` (after the conversation's `history`); returns the finished Reply (text, usage, prompt,
     citations). Streams pieces to `out` when given."""
     from longdoc.generate import SamplingParams
 
-    params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, seed=seed)
+    params = SamplingParams(max_new_tokens=max_tokens, temperature=temperature, seed=seed,
+                            stop_on_repeat=stop_on_repeat, repetition_penalty=repetition_penalty,
+                            no_repeat_ngram=no_repeat_ngram)
     unframed = not prompting.is_reusable(session.doc.fmt)  # nothing prefilled ahead: show the prompt being read
     with prefill_progress("Reading", enabled=not session.quiet and unframed) as progress:
         reply = session.reply(question, params, history=history, cite=record, progress=progress)
@@ -85,7 +93,7 @@ def cite_text(reply) -> str:
 @handle_errors
 def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread, reread_tokens, no_stream, as_json,
         password, fmt, system, store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window,
-        chunk_size, chunks, threads):
+        chunk_size, chunks, threads, **decoding):
     """Answer QUESTION about the documents at PATH... (PDF, Word, PowerPoint, Excel, HTML, EPUB, notebook, text, a
     directory, or - for standard input).
 
@@ -100,7 +108,7 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread
                            reread_tokens=reread_tokens)
     streaming = not (no_stream or as_json)
     reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
-                       out=sys.stdout if streaming else None, record=cite)
+                       out=sys.stdout if streaming else None, record=cite, **decoding)
     if as_json:
         obj = {"answer": reply.text, "model": session.engine.name, "format": session.doc.fmt,
                "sources": session.document.sources, "source_info": session.document.source_info,

@@ -26,7 +26,8 @@ EXIT_WORDS = {"exit", "quit", ":q"}
 @model_options
 @handle_errors
 def chat(paths, max_tokens, temperature, seed, show_usage, cite, reread, reread_tokens, password, fmt, system, store,
-         quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads):
+         quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads,
+         **decoding):
     """A conversation about the documents at PATH...: one question per line, each seeing the earlier questions
     and answers (the document is read once); `exit` or end of input (Ctrl-D) ends."""
     from longdoc.errors import InputError
@@ -59,7 +60,7 @@ def chat(paths, max_tokens, temperature, seed, show_usage, cite, reread, reread_
         if question.lower() in EXIT_WORDS:
             break
         reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed, out=out,
-                           record=cite, history=history)
+                           record=cite, history=history, **decoding)
         click.echo("")
         if cite:
             click.echo(cite_text(reply))

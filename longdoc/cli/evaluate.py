@@ -261,26 +261,28 @@ def suite(tasks, readers, trials, haystack, **kw):
 @click.option("--readers", default="direct,reread-2048", show_default=True,
               help="direct, reread-<tokens>: as for `longdoc eval suite`.")
 @click.option("--max-new-tokens", type=int, default=200, show_default=True)
+@click.option("--trials", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Documents: document i starts at the i-th section (essay) of the haystack.")
 @click.option("--haystack", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Sections as blocks separated by two blank lines, title on the first line (default: the essays).")
 @handle_errors
 @resumable
-def summary(readers, max_new_tokens, haystack, **kw):
+def summary(readers, max_new_tokens, trials, haystack, **kw):
     """Summary of a multi-section document (whole essays up to --lengths tokens): sections drawn on, heads per
-    section, ROUGE-1 recall of the section headings."""
+    section, ROUGE-1 recall of the section headings, answer length and repeated sentences (readers take
+    decoding modifiers: direct+norep, direct+rp1.2, direct+nr4)."""
     from longdoc.eval.corpus import essays
     from longdoc.eval.suite import parse_readers
-    from longdoc.eval.summary import essay_sections, run_summary
+    from longdoc.eval.summary import essay_sections, run_summary, summary_table
 
-    s = Setup("summary", kw, {"readers": readers})
+    rs = parse_readers(readers)
+    s = Setup("summary", kw, {"readers": readers, "trials": trials})
     text = open(haystack, encoding="utf-8").read() if haystack else essays()
-    sections = essay_sections(text, s.lengths[0], lambda t: len(s.lm.tokenizer(t).input_ids))
-    rows = run_summary(s.lm, s.methods, parse_readers(readers), sections, s.results, max_new_tokens=max_new_tokens,
-                       common=s.common)
-    for t in rows:
-        heads = "" if t["heads_sections"] is None else f", heads read {t['heads_sections']}/{t['sections']} sections"
-        _out().print(f"{t['method']} {t['reader']}: drew on {t['covered']}/{t['sections']} sections{heads}, "
-                     f"ROUGE-1 recall of headings {t['rouge1_headings']:.2f}", markup=False)
+    count = lambda t: len(s.lm.tokenizer(t).input_ids)  # noqa: E731
+    for i in range(trials):
+        rows = run_summary(s.lm, s.methods, rs, essay_sections(text, s.lengths[0], count, start=i), s.results,
+                           max_new_tokens=max_new_tokens, common=s.common, trial=i)
+    _out().print(summary_table(rows), markup=False)
     _done(s.results)
 
 

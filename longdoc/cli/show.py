@@ -19,7 +19,8 @@ from longdoc.cli.session import open_session, session_options, usage_line
 @model_options
 @handle_errors
 def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
-         max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads):
+         max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads,
+         **decoding):
     """Answer QUESTION and draw, for every layer and head, the chunks it selected while answering, with the
     page / file boundaries marked (the LongHeads paper's Figure 5)."""
     import os
@@ -32,7 +33,7 @@ def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, 
                            max_input_tokens=max_input_tokens, cache_max=cache_max,
                            max_file_size=max_file_size, follow_links=follow_links)
     reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed, out=sys.stdout,
-                       record=True)
+                       record=True, **decoding)
     click.echo("")
     eng = session.engine
     cfg = eng.model.config

@@ -14,6 +14,7 @@ re-read. Rates are reported with 95% Wilson score intervals.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -30,34 +31,59 @@ from .tasks import Sample, make_samples, score
 
 @dataclass(frozen=True)
 class Reader:
-    """A question-side variant. name: "direct" or "reread-<budget>[-nohub][-nbr][-rh]" (-rh: votes weighed by
-    retrieval-head scores, `longdoc.retrieval_heads`)."""
+    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh]"
+    (-rh: votes weighed by retrieval-head scores, `longdoc.retrieval_heads`). decoding (longdoc/repetition.py):
+    +norep (no stop at a repeated sentence), +rp<x> (repetition penalty x), +nr<n> (no repeated n-grams)."""
 
     name: str
 
     @property
+    def base(self) -> str:
+        return self.name.split("+")[0]
+
+    @property
+    def mods(self) -> list[str]:
+        return self.name.split("+")[1:]
+
+    @property
     def budget(self) -> int | None:
-        return int(self.name.split("-")[1]) if self.name.startswith("reread-") else None
+        return int(self.base.split("-")[1]) if self.base.startswith("reread-") else None
 
     @property
     def hub_correction(self) -> bool:
-        return "-nohub" not in self.name
+        return "-nohub" not in self.base
 
     @property
     def neighbours(self) -> bool:
-        return "-nbr" in self.name
+        return "-nbr" in self.base
 
     @property
     def retrieval_heads(self) -> bool:
-        return "-rh" in self.name
+        return "-rh" in self.base
+
+    def params(self, max_new_tokens: int) -> SamplingParams:
+        """The decoding of this reader's answer (greedy)."""
+        kw: dict = {"stop_on_repeat": "norep" not in self.mods}
+        for m in self.mods:
+            if m.startswith("rp"):
+                kw["repetition_penalty"] = float(m[2:])
+            elif m.startswith("nr"):
+                kw["no_repeat_ngram"] = int(m[2:])
+        return SamplingParams(max_new_tokens=max_new_tokens, **kw)
+
+
+_MOD = re.compile(r"^(norep|rp\d+(\.\d+)?|nr\d+)$")
 
 
 def parse_readers(spec: str) -> list[Reader]:
     out = []
     for name in [s.strip() for s in spec.split(",") if s.strip()]:
-        if name != "direct" and not (name.startswith("reread-") and name.split("-")[1].isdigit()):
-            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh], e.g. reread-2048")
-        out.append(Reader(name))
+        r = Reader(name)
+        ok_base = r.base == "direct" or (r.base.startswith("reread-") and r.base.split("-")[1].isdigit())
+        if not ok_base or not all(_MOD.match(m) for m in r.mods):
+            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh], e.g. "
+                             "reread-2048, optionally with +norep, +rp<penalty>, +nr<n> (e.g. direct+rp1.2)")
+        out.append(r)
     return out or [Reader("direct")]
 
 
@@ -104,7 +130,7 @@ def build_prompt(tokenizer, sample: Sample) -> Prompt:
 
 
 @torch.inference_mode()
-def _answer(model, tokenizer, cache, logits, sample: Sample) -> dict:
+def _answer(model, tokenizer, cache, logits, sample: Sample, params: SamplingParams | None = None) -> dict:
     """Teacher-forced log-prob of the first gold answer, then the greedy answer (the generation loop of
     longdoc/generate.py), from the same state."""
     snapshot = cache.snapshot()
@@ -115,7 +141,8 @@ def _answer(model, tokenizer, cache, logits, sample: Sample) -> dict:
         step = decode_one(model, cache, torch.tensor([[a]]))
         logp += torch.log_softmax(step.float(), dim=-1)[0, b].item()
     cache.restore(snapshot)
-    text = "".join(decode(model, tokenizer, cache, logits, SamplingParams(max_new_tokens=sample.max_new_tokens))).strip()
+    params = params or SamplingParams(max_new_tokens=sample.max_new_tokens)
+    text = "".join(decode(model, tokenizer, cache, logits, params)).strip()
     s = score(sample, text)
     return {"answer": text, "score": round(s, 4), "correct": s == 1.0, "gold_logprob": round(logp, 4)}
 
@@ -151,7 +178,7 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
     out = {}
     for r in readers:
         if r.budget is None:
-            out[r.name] = {**base, **_answer(model, tokenizer, cache, logits, sample)}
+            out[r.name] = {**base, **_answer(model, tokenizer, cache, logits, sample, r.params(sample.max_new_tokens))}
             continue
         if not selections:
             continue  # a re-read needs the heads' selections
@@ -162,7 +189,7 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
         try:
             dense = new_cache(model)
             d_logits = prefill(model, dense, plan.ids)
-            res = _answer(model, tokenizer, dense, d_logits, sample)
+            res = _answer(model, tokenizer, dense, d_logits, sample, r.params(sample.max_new_tokens))
         finally:
             activate(model, cfg)
         read = {0, *plan.chunks} | {c for c in targets if c >= p.question_start // cfg.chunk_size}

@@ -107,13 +107,16 @@ def heads_per_section(selections, cfg, token_spans: list[tuple[int, int]], from_
     return [x / total if total else 0.0 for x in per]
 
 
-def essay_sections(essays_text: str, n_tokens: int, count_tokens) -> list[Section]:
-    """Whole essays (title = first line) until about n_tokens tokens."""
+def essay_sections(essays_text: str, n_tokens: int, count_tokens, start: int = 0) -> list[Section]:
+    """Whole essays (title = first line) until about n_tokens tokens, from the `start`-th essay on (wrapping
+    around: document i of a multi-document run starts at essay i)."""
     out, used = [], 0
-    for block in re.split(r"\n{3,}|\n\n(?=[A-Z][^\n]{3,80}\n\n)", essays_text):
-        block = block.strip()
-        if len(block) < 200:
-            continue
+    blocks = [b.strip() for b in re.split(r"\n{3,}|\n\n(?=[A-Z][^\n]{3,80}\n\n)", essays_text)]
+    blocks = [b for b in blocks if len(b) >= 200]
+    if blocks:
+        start %= len(blocks)
+        blocks = blocks[start:] + blocks[:start]
+    for block in blocks:
         title, _, body = block.partition("\n")
         t = count_tokens(block)
         if used + t > n_tokens and out:
@@ -132,14 +135,17 @@ QUESTION = "Summarize the document above: one sentence for each of its sections.
 
 
 def run_summary(lm, methods, readers, sections: list[Section], results, *, max_new_tokens: int = 200,
-                common: dict | None = None, on_trial=None) -> list[dict]:
-    """Summarize one multi-section document with every method x reader (readers branch from one prefill);
-    record coverage, heads per section, ROUGE against the section headings."""
+                common: dict | None = None, on_trial=None, trial: int = 0) -> list[dict]:
+    """Summarize one multi-section document (trial: its index in a multi-document run) with every method x
+    reader (readers branch from one prefill; a reader's +decoding modifiers set its SamplingParams); record
+    coverage, heads per section, ROUGE against the section headings, answer tokens and whether the answer
+    repeated a sentence (stopped at one, or, with +norep, contains one)."""
     import torch
 
     from .. import reread
-    from ..generate import SamplingParams, decode, prefill
+    from ..generate import Usage, decode, prefill
     from ..prefix import new_cache
+    from ..repetition import RepeatGuard
     from .methods import activate, checked_configs
     from .results import config_id
     from .suite import build_prompt
@@ -153,16 +159,20 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
     configs = checked_configs(methods, model.config, common)
 
     @torch.inference_mode()
-    def greedy(cache, logits, record=None):  # the generation loop of longdoc/generate.py
-        return "".join(decode(model, tok, cache, logits, SamplingParams(max_new_tokens=max_new_tokens),
+    def greedy(cache, logits, reader, record=None):  # the generation loop of longdoc/generate.py
+        usage = Usage()
+        text = "".join(decode(model, tok, cache, logits, reader.params(max_new_tokens), usage=usage,
                               record=record)).strip()
+        repeated = usage.repeat_stopped or RepeatGuard().check(text)[1]
+        return text, {"answer_tokens": usage.completion_tokens, "repeated": bool(repeated),
+                      "finish_reason": usage.finish_reason}
 
     for m in methods:
         cfg = configs[m.label]
         activate(model, cfg, m.rope(p.ids.shape[1], model.config))
         rs = [r for r in readers if r.budget is None or m.selects]
         keys = {r.name: dict(task="summary", method=m.label, reader=r.name, config_id=config_id(cfg),
-                             length=p.ids.shape[1], trial=0, seed=0) for r in rs}
+                             length=p.ids.shape[1], trial=trial, seed=0) for r in rs}
         todo = [r for r in rs if results.done(**keys[r.name]) is None]
         if not todo:
             continue
@@ -176,7 +186,7 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
                 snap = cache.snapshot()
                 n0 = cache.get_seq_length()
                 answer_sel: list = []
-                answer = greedy(cache, logits, record=answer_sel if m.selects else None)
+                answer, dec = greedy(cache, logits, r, record=answer_sel if m.selects else None)
                 cache.restore(snap)
                 share = heads_per_section(answer_sel, cfg, p.needle_tokens, n0) if m.selects else None
                 extra = {}
@@ -186,7 +196,7 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
                 try:
                     dense = new_cache(model)
                     with torch.inference_mode():
-                        answer = greedy(dense, prefill(model, dense, plan.ids))
+                        answer, dec = greedy(dense, prefill(model, dense, plan.ids), r)
                 finally:
                     activate(model, cfg)
                 l = cfg.chunk_size
@@ -195,17 +205,42 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
                          for a, b in p.needle_tokens]
                 extra = {"reread_chunks": plan.chunks}
             cov = coverage(answer, sections)
-            trial = {**keys[r.name], "answer": answer, "sections": len(sections), "covered": sum(cov),
+            row = {**keys[r.name], "answer": answer, "sections": len(sections), "covered": sum(cov),
                      "coverage": round(sum(cov) / len(sections), 4),
                      "heads_sections": None if share is None else sum(x > 0 for x in share),
                      "heads_share": None if share is None else [round(x, 4) for x in share],
                      "rouge1_headings": round(rouge_n(answer, headings, 1)["recall"], 4),
-                     "correct": False, "score": round(sum(cov) / len(sections), 4), "gold_logprob": 0.0, **extra}
-            results.add_trial(trial)
+                     "correct": False, "score": round(sum(cov) / len(sections), 4), "gold_logprob": 0.0, **dec,
+                     **extra}
+            results.add_trial(row)
             if on_trial:
-                on_trial(trial)
+                on_trial(row)
             results.save()
     activate(model, None)
     rows = [t for t in results.trials if t.get("task") == "summary"]
     results.set_results(rows)
     return rows
+
+
+def summary_table(rows: list[dict]) -> str:
+    """Markdown table of run_summary rows, one line per length x method x reader: documents, mean section
+    coverage, sections the heads read, ROUGE-1 recall of the headings, answer tokens, answers that repeated a
+    sentence (with the 95% Wilson interval) and answers cut at the token limit."""
+    from .suite import wilson
+
+    cells: dict[tuple, list[dict]] = {}
+    for t in rows:
+        cells.setdefault((t["length"], t["method"], t["reader"]), []).append(t)
+    lines = ["| tokens | method | reader | documents | coverage | heads' sections | ROUGE-1 (headings) | answer tokens "
+             "| repeated [95% CI] | hit the limit |", "|---:|---|---|---:|---:|---:|---:|---:|---|---:|"]
+    for (length, method, reader), ts in sorted(cells.items()):
+        n = len(ts)
+        mean = lambda key: sum(t.get(key) or 0 for t in ts) / n  # noqa: E731
+        rep = sum(bool(t.get("repeated")) for t in ts)
+        lo, hi = wilson(rep, n)
+        heads = [t["heads_sections"] / t["sections"] for t in ts if t.get("heads_sections") is not None]
+        lines.append(f"| {length} | `{method}` | {reader} | {n} | {mean('coverage'):.2f} | "
+                     f"{(sum(heads) / len(heads)) if heads else float('nan'):.2f} | {mean('rouge1_headings'):.2f} | "
+                     f"{mean('answer_tokens'):.0f} | {rep}/{n} [{lo:.2f}, {hi:.2f}] | "
+                     f"{sum(t.get('finish_reason') == 'length' for t in ts)}/{n} |")
+    return "\n".join(lines)
