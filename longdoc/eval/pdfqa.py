@@ -292,6 +292,7 @@ def run_pdfqa(lm, qset: QuestionSet, document, methods, readers, results, *, rag
     from .results import config_id
 
     tokens = len(lm.tokenizer(document.text, add_special_tokens=False).input_ids)
+    n_pages = len({s.page for s in document.spans if s.page is not None})
     params = SamplingParams(max_new_tokens=max_new_tokens)
 
     def key(method, reader, cfg, q):
@@ -300,7 +301,7 @@ def run_pdfqa(lm, qset: QuestionSet, document, methods, readers, results, *, rag
 
     def save(trial):
         results.add_trial(trial)
-        results.set_results(aggregate(results.trials, qset))
+        results.set_results(aggregate(results.trials, qset, n_pages))
         if on_trial:
             on_trial(trial)
 
@@ -337,7 +338,7 @@ def run_pdfqa(lm, qset: QuestionSet, document, methods, readers, results, *, rag
     if rag:
         _run_rag(lm, qset, document, results, key, save, params, top_k=top_k, chunk_tokens=chunk_tokens,
                  embeddings=embeddings)
-    records = aggregate(results.trials, qset)
+    records = aggregate(results.trials, qset, n_pages)
     results.set_results(records)
     return records
 
@@ -374,9 +375,21 @@ def _run_rag(lm, qset, document, results, key, save, params, *, top_k, chunk_tok
               "seconds": round(reply.usage.prefill_s + reply.usage.decode_s, 2)})
 
 
-def aggregate(trials: list[dict], qset: QuestionSet) -> list[dict]:
+def chance_hit(pages: int, gold: int, cited: int) -> float:
+    """The page-hit rate of citing `cited` of `pages` pages at random when `gold` of them are gold:
+    1 - C(pages - gold, cited) / C(pages, cited)."""
+    from math import comb
+
+    if pages <= 0 or cited <= 0:
+        return 0.0
+    cited = min(cited, pages)
+    return 1.0 - comb(max(pages - gold, 0), cited) / comb(pages, cited)
+
+
+def aggregate(trials: list[dict], qset: QuestionSet, pages: int | None = None) -> list[dict]:
     """One record per method x reader over the questions of `qset` (trials re-scored against its current gold):
-    correct / page hits / top hits with 95% Wilson intervals, and the hub measure (`hub`)."""
+    correct / page hits / top hits with 95% Wilson intervals, the hub measure (`hub`) and, given the document's
+    page count, the page-hit rate random citations of the same number of pages would get (`page_hit_chance`)."""
     task = f"{TASK}:{qset.name}"
     gold = qset.by_id()
     cells: dict[tuple, list[dict]] = {}
@@ -397,6 +410,9 @@ def aggregate(trials: list[dict], qset: QuestionSet) -> list[dict]:
         rec["accuracy"], rec["ci95"] = rec["correct_rate"], rec["correct_ci95"]
         rec.update(hub([s["top_page"] for s in scored]))
         rec["mean_cited_pages"] = round(sum(len(t.get("cited_pages") or []) for t in ts) / n, 2)
+        if pages:
+            rec["page_hit_chance"] = round(sum(chance_hit(pages, len(gold[t["trial"]].pages),
+                                                          len(t.get("cited_pages") or [])) for t in ts) / n, 4)
         out.append(rec)
     order = {RAG: 1}
     out.sort(key=lambda r: (order.get(r["method"], 0), r["method"], r["reader"]))

@@ -136,19 +136,21 @@ def rate_cell(k: int, n: int, ci) -> str:
 def _pdfqa(data):
     cfg = data.get("config", {})
     columns = [Column("method", align="left", code_cells=True), Column("reader", align="left"),
-               Column("answer correct [95% CI]"), Column("gold page cited [95% CI]"), Column("top page gold"),
+               Column("answer correct [95% CI]"), Column("gold page cited [95% CI]"), Column("by chance"), Column("top page gold"),
                Column("distinct top pages"), Column("hub page (share)")]
     rows = []
     for r in data["results"]:
         hub = "–" if r.get("hub_page") is None else f"p. {r['hub_page']} ({r['hub_share']:.2f})"
         rows.append([r["method"], r["reader"], rate_cell(r["correct"], r["trials"], r["correct_ci95"]),
-                     rate_cell(r["page_hit"], r["trials"], r["page_hit_ci95"]), f"{r['top_hit']}/{r['trials']}",
+                     rate_cell(r["page_hit"], r["trials"], r["page_hit_ci95"]),
+                     "–" if r.get("page_hit_chance") is None else f"{r['page_hit_chance']:.2f}",
+                     f"{r['top_hit']}/{r['trials']}",
                      f"{r['distinct_top_pages']}/{r['cited']}", hub])
     src = cfg.get("source") or {}
     where = f"{src.get('package')} {src.get('version')}: {src.get('path')}" if src.get("package") else cfg.get("pdf", "?")
     note = (f"{cfg.get('questions', '?')} ({where}, {cfg.get('pages', '?')} pages, {cfg.get('tokens', '?')} tokens); "
             f"correct: a gold answer in the reply; gold page cited: among the top {cfg.get('cite_top', '?')} cited "
-            "pages (RAG: the retrieved chunks' pages); top page: the first of them; hub share: questions whose top "
+            "pages (RAG: the retrieved chunks' pages); by chance: the rate of as many pages cited at random; top page: the first of them; hub share: questions whose top "
             "page is the most common one (1.00: the same page whatever is asked)")
     return note, columns, rows
 

@@ -86,7 +86,7 @@ def test_aggregate_rescores_against_current_gold_with_wilson_intervals():
     trials = [t("a", "Red.", [1, 5]), t("b", "green", [5]), t("c", "green!", [5, 3]),
               t("a", "no", [2], "rag", "top-4"), t("gone", "red", [1]),  # a question no longer in the file
               dict(task="pdfqa:other", method="longheads", reader="direct", trial="a", answer="red", cited_pages=[1])]
-    recs = pq.aggregate(trials, qset)
+    recs = pq.aggregate(trials, qset, pages=10)
     assert [(r["method"], r["reader"]) for r in recs] == [("longheads", "direct"), ("rag", "top-4")]
     lh, rag = recs
     assert (lh["trials"], lh["correct"], lh["page_hit"], lh["top_hit"]) == (3, 2, 2, 1)
@@ -95,6 +95,10 @@ def test_aggregate_rescores_against_current_gold_with_wilson_intervals():
     assert (lh["hub_page"], lh["hub_share"], lh["distinct_top_pages"]) == (5, round(2 / 3, 4), 2)  # tops 1, 5, 5
     assert lh["mean_cited_pages"] == pytest.approx(5 / 3, abs=0.01)
     assert (rag["trials"], rag["correct"], rag["page_hit"]) == (1, 0, 0)
+    # random citations: 2 of 10 pages hit 1 gold page with 1 - C(9,2)/C(10,2) = 0.2, 1 page with 0.1
+    assert lh["page_hit_chance"] == pytest.approx((0.2 + 0.1 + 0.2) / 3, abs=1e-4)
+    assert pq.chance_hit(50, 1, 5) == pytest.approx(0.1) and pq.chance_hit(5, 1, 9) == 1.0
+    assert pq.chance_hit(50, 1, 0) == 0.0
 
 
 def test_wilson_interval_values():
@@ -262,3 +266,20 @@ def test_rag_baseline_retrieves_pages_and_answers(tiny_model_dir, manual, tmp_pa
         assert len(t["retrieved_pages"]) == 2 and t["cited_pages"][0] == t["retrieved_pages"][0]
     # MiniLM finds the page of a distinctive fact
     assert sum(t["page_hit"] for t in trials.values()) >= 3
+
+
+def test_report_prints_the_table_and_checks_the_targets():
+    from longdoc.eval.report import markdown, quality_targets
+
+    qset = pq.QuestionSet("m", {}, [pq.Question(c, "?", (c,), (i + 1,)) for i, c in enumerate("abcdefghij")])
+    trials = [dict(task="pdfqa:m", method="longheads", reader="direct", trial=c, answer=c if i < 6 else "-",
+                   cited_pages=[i + 1, 40]) for i, c in enumerate("abcdefghij")]
+    trials += [dict(task="pdfqa:m", method="rag", reader="top-4", trial=c, answer=c if i < 3 else "-",
+                    cited_pages=[30]) for i, c in enumerate("abcdefghij")]
+    data = {"task": "pdfqa", "model": "tiny", "config": {"questions": "m", "cite_top": 5, "pages": 50},
+            "results": pq.aggregate(trials, qset, pages=50)}
+    md = markdown(data)
+    assert "| `longheads` | direct | 6/10 · 0.60 [" in md and "| `rag` | top-4 | 3/10 · 0.30 [" in md
+    checks = {name: met for name, _, met in quality_targets(data)}
+    assert checks["longheads direct answers >= vector-RAG (top-4) on the same questions"] is True
+    assert checks["longheads direct: cited pages follow the question (gold page cited above chance, 95% CI)"] is True
