@@ -366,7 +366,8 @@ def _run_rag(lm, qset, document, results, key, save, params, *, top_k, chunk_tok
         hits = index.search(q.question, top_k)
         retrieved = [h.metadata.get("page") for h in hits]
         ranked = list(dict.fromkeys(p for p in retrieved if p is not None))
-        reply = DocumentSession(engine, text_document(rag.context(hits), "retrieved chunks")).reply(q.question, params)
+        session = DocumentSession(engine, text_document(rag.context(hits), "retrieved chunks"))
+        reply = session.reply(q.question, params, charge_prefix=True)  # its context's prefill is per-question work
         text = "".join(reply).strip()
         save({**key(RAG, reader, None, q), "question": q.question, "answer": text, "retrieved_pages": retrieved,
               "cited": [[p, None] for p in ranked], "cited_pages": ranked, "gold_pages": list(q.pages),

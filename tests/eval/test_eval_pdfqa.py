@@ -264,6 +264,8 @@ def test_rag_baseline_retrieves_pages_and_answers(tiny_model_dir, manual, tmp_pa
     assert len(trials) == 4 and {t["reader"] for t in trials.values()} == {"top-2"}
     for t in trials.values():
         assert len(t["retrieved_pages"]) == 2 and t["cited_pages"][0] == t["retrieved_pages"][0]
+        # the retrieved context (2 chunks of up to 48 tokens) is prefilled for, and charged to, its question
+        assert t["prompt_tokens"] - t["cached_tokens"] > 48
     # MiniLM finds the page of a distinctive fact
     assert sum(t["page_hit"] for t in trials.values()) >= 3
 
