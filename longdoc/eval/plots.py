@@ -138,3 +138,21 @@ def _save(fig, path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def pdfqa_plot(records: list[dict], path: str | Path, title: str) -> Path:
+    """PDF questions: answer accuracy and gold-page citation rate per method x reader, 95% Wilson intervals."""
+    plt = _plt()
+    labels = [f"{r['method']}\n{r['reader']}" for r in records]
+    fig, axes = plt.subplots(1, 2, figsize=(max(6, 1.6 * len(records) + 2) * 1.6, 4), sharey=True)
+    for ax, (field, name) in zip(axes, [("correct", "answer correct"), ("page_hit", "gold page cited")]):
+        rates = [r[f"{field}_rate"] for r in records]
+        lo = [rate - r[f"{field}_ci95"][0] for rate, r in zip(rates, records)]
+        hi = [r[f"{field}_ci95"][1] - rate for rate, r in zip(rates, records)]
+        ax.bar(range(len(records)), rates, yerr=[lo, hi], capsize=4, color=[f"C{i % 10}" for i in range(len(records))])
+        ax.set_xticks(range(len(records)), labels, fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{name} (95% CI)")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -68,6 +68,19 @@ def quality_targets(data: dict, method: str = "longheads") -> list[tuple[str, st
         rs = [r for r in recs if r["method"] == method and r["length"] <= 32768]
         n, c = sum(r["trials"] for r in rs), sum(r["correct"] for r in rs)
         out.append(("needle grid >= 99% to 32k", f"{c}/{n}" if n else "not measured", (c / n >= 0.99) if n else None))
+    elif data["task"] == "pdfqa":
+        rag = next((r for r in recs if r["method"] == "rag"), None)
+        for r in (r for r in recs if r["method"] == method):
+            who = f"{method} {r['reader']}"
+            if rag is not None:
+                out.append((f"{who} answers >= vector-RAG ({rag['reader']}) on the same questions",
+                            f"{r['correct']}/{r['trials']} vs {rag['correct']}/{rag['trials']}",
+                            r["correct_rate"] >= rag["correct_rate"]))
+            if r.get("page_hit_chance") is not None:
+                out.append((f"{who}: cited pages follow the question (gold page cited above chance, 95% CI)",
+                            f"{r['page_hit']}/{r['trials']}, CI low {r['page_hit_ci95'][0]:.2f} vs chance "
+                            f"{r['page_hit_chance']:.2f}; hub share {r['hub_share'] if r['hub_share'] is not None else '–'}",
+                            r["page_hit_ci95"][0] > r["page_hit_chance"]))
     elif data["task"] == "ppl":
         ppl = {r["length"]: r["ppl"] for r in recs if r["method"] == method}
         ok = 4096 in ppl and 32768 in ppl

@@ -111,7 +111,10 @@ class ResultsFile:
 
 
 def _cell(record: dict) -> str:
-    return json.dumps([record.get("method"), record.get("length"), record.get("depth")])
+    """A record's cell: method x length x depth, and x reader / task for the evaluations that have them."""
+    cell = [record.get("method"), record.get("length"), record.get("depth")]
+    extra = [record.get(k) for k in ("reader", "task") if record.get(k) is not None]
+    return json.dumps(cell + extra)
 
 
 def _measured(record: dict) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 LABEL = {"passkey": "passkey retrieval", "needle": "needle in a haystack",
-         "needle-distractor": "needle in a haystack, with a distractor", "ppl": "perplexity", "bench": "speed and memory"}
+         "needle-distractor": "needle in a haystack, with a distractor", "ppl": "perplexity", "bench": "speed and memory",
+         "pdfqa": "questions about a PDF manual"}
 
 
 @dataclass
@@ -31,7 +32,8 @@ class Table:
 def table(data: dict) -> Table:
     """The table of a result file's data ({"task", "model", "config", "results"})."""
     task = data["task"]
-    build = {"passkey": _retrieval, "needle": _needle, "needle-distractor": _needle, "ppl": _ppl, "bench": _bench}[task]
+    build = {"passkey": _retrieval, "needle": _needle, "needle-distractor": _needle, "ppl": _ppl, "bench": _bench,
+             "pdfqa": _pdfqa}[task]
     note, columns, rows = build(data)
     return Table(f"{LABEL[task]} — {data['model']}", note, columns, rows)
 
@@ -123,6 +125,33 @@ def _bench(data):
         mem = "torch.cuda.max_memory_allocated"
     note = (f"{cfg.get('decode_tokens', '?')} decode steps timed; peak memory: {mem}; ×full / ×window = the "
             "baseline's time over the method's (> 1 is faster)")
+    return note, columns, rows
+
+
+def rate_cell(k: int, n: int, ci) -> str:
+    """"k/n · rate [95% CI]"."""
+    return f"{k}/{n} · {k / n:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if n else "–"
+
+
+def _pdfqa(data):
+    cfg = data.get("config", {})
+    columns = [Column("method", align="left", code_cells=True), Column("reader", align="left"),
+               Column("answer correct [95% CI]"), Column("gold page cited [95% CI]"), Column("by chance"), Column("top page gold"),
+               Column("distinct top pages"), Column("hub page (share)")]
+    rows = []
+    for r in data["results"]:
+        hub = "–" if r.get("hub_page") is None else f"p. {r['hub_page']} ({r['hub_share']:.2f})"
+        rows.append([r["method"], r["reader"], rate_cell(r["correct"], r["trials"], r["correct_ci95"]),
+                     rate_cell(r["page_hit"], r["trials"], r["page_hit_ci95"]),
+                     "–" if r.get("page_hit_chance") is None else f"{r['page_hit_chance']:.2f}",
+                     f"{r['top_hit']}/{r['trials']}",
+                     f"{r['distinct_top_pages']}/{r['cited']}", hub])
+    src = cfg.get("source") or {}
+    where = f"{src.get('package')} {src.get('version')}: {src.get('path')}" if src.get("package") else cfg.get("pdf", "?")
+    note = (f"{cfg.get('questions', '?')} ({where}, {cfg.get('pages', '?')} pages, {cfg.get('tokens', '?')} tokens); "
+            f"correct: a gold answer in the reply; gold page cited: among the top {cfg.get('cite_top', '?')} cited "
+            "pages (RAG: the retrieved chunks' pages); by chance: the rate of as many pages cited at random; top page: the first of them; hub share: questions whose top "
+            "page is the most common one (1.00: the same page whatever is asked)")
     return note, columns, rows
 
 
