@@ -107,6 +107,23 @@ def heads_per_section(selections, cfg, token_spans: list[tuple[int, int]], from_
     return [x / total if total else 0.0 for x in per]
 
 
+MIN_SECTIONS = 4  # sections a generated document has at least (long essays are cut to fit)
+
+
+def _cut(title: str, body: str, cap: int, count_tokens) -> tuple[str, int]:
+    """The longest run of body's first lines that keeps title + body within cap tokens (at least one line)."""
+    lines = [x for x in body.split("\n") if x.strip()]
+    lo, hi = 1, len(lines)  # binary search: the token count grows with the number of lines kept
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(title + "\n" + "\n".join(lines[:mid])) <= cap:
+            lo = mid
+        else:
+            hi = mid - 1
+    text = "\n".join(lines[:lo])
+    return text, count_tokens(title + "\n" + text)
+
+
 def essay_sections(essays_text: str, n_tokens: int, count_tokens, start: int = 0) -> list[Section]:
     """Whole essays (title = first line) until about n_tokens tokens, from the `start`-th essay on (wrapping
     around: document i of a multi-document run starts at essay i)."""
@@ -116,9 +133,13 @@ def essay_sections(essays_text: str, n_tokens: int, count_tokens, start: int = 0
     if blocks:
         start %= len(blocks)
         blocks = blocks[start:] + blocks[:start]
+    cap = max(64, n_tokens // MIN_SECTIONS)  # a long essay is cut (at a paragraph) so a document has sections
     for block in blocks:
         title, _, body = block.partition("\n")
         t = count_tokens(block)
+        if t > cap:
+            body, t = _cut(title, body, cap, count_tokens)
+            block = title + "\n" + body
         if used + t > n_tokens and out:
             break
         out.append(Section(title.strip()[:80], body.strip()))
