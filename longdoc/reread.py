@@ -26,6 +26,7 @@ import torch
 
 from .longheads.config import LongHeadsConfig
 from .longheads.layout import Selection, SlotLayout
+from .longheads.rope import Rope
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,49 @@ def chunk_prior(selections: list[Selection], cfg: LongHeadsConfig, n_chunks: int
     return prior
 
 
+@torch.inference_mode()
+def attention_votes(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int, *, queries: int = 16,
+                    distance: int | None = None) -> torch.Tensor | None:
+    """Token-level chunk scores: how much attention the question's last queries give each chunk's keys.
+
+    InfiniRetri's measure (arXiv 2502.12962, attention mass of the question over the context), computed on the
+    LongHeads cache: per layer, the last `queries` queries of the prompt (the cache's pending queries, rotated at
+    their positions) attend over every key of chunks 1 .. question_start // l - 1 with each chunk moved to one
+    fixed distance (the chunk at 0..l-1, the query at l + distance: every distance the model sees lies inside
+    its trained length, whatever the chunk's real position). Chunk 0 and the question's own chunks are left out.
+    Per layer and head the softmax over those keys is summed per chunk; the scores are the mean over layers,
+    heads and queries (each head shares out one unit).
+    Shapes: keys (B, Hk, L, d) per layer, queries (B, Hq, r, d); returns (C,) float64 with C = question_start //
+    l (chunk 0 scored 0), or None when the cache holds no pending queries or no candidate chunk.
+    """
+    l = cfg.chunk_size
+    C = question_start // l
+    if C < 2:
+        return None
+    distance = l if distance is None else distance
+    total = torch.zeros(C, dtype=torch.float64)
+    layers = 0
+    for layer in cache.layers:
+        q = getattr(layer, "pending_q", None)
+        if q is None or q.shape[2] == 0:
+            continue
+        q = q[0, :, -queries:]  # (Hq, m, d)
+        Hq, m, d = q.shape
+        pos = layer.get_seq_length() - m + torch.arange(m)  # positions of those queries
+        q_loc = rope.rotate(q, (l + distance) - pos)  # each query at l + distance
+        k = layer.keys[0, :, l : C * l]  # (Hk, (C-1) * l, d), chunks 1 .. C-1
+        Hk = k.shape[0]
+        k_loc = rope.rotate(k.reshape(Hk, C - 1, l, d), -(torch.arange(1, C) * l)[:, None]).reshape(Hk, -1, d)
+        logits = torch.einsum("hgmd,hkd->hgmk", q_loc.reshape(Hk, Hq // Hk, m, d).float(), k_loc.float())
+        mass = torch.softmax(logits * d ** -0.5, dim=-1).reshape(Hq, m, C - 1, l).sum(dim=-1)  # (Hq, m, C-1)
+        total[1:] += mass.mean(dim=(0, 1)).double()
+        layers += 1
+    return total / layers if layers else None
+
+
 def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,
          hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None,
-         diverse: bool = True, prior: torch.Tensor | None = None) -> RereadPlan:
+         diverse: bool = True, prior: torch.Tensor | None = None, votes: torch.Tensor | None = None) -> RereadPlan:
     """Choose the chunks of a dense re-read and build its prompt.
 
     ids (1, N): the prompt the LongHeads prefill read (document, then the question from token `question_start`).
@@ -111,6 +152,8 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
         document never picks from being ranked up by one stray vote.
     prior: (C',) the document's `chunk_prior`, when its selections are not in `selections` (a stored or
         pooled document prefix); None = computed from `selections`.
+    votes: (C',) chunk scores to rank by instead of the selections' votes (e.g. `attention_votes`); the hub
+        correction does not apply to them.
     head_weights: (n_layers, Hq) retrieval scores weighing each head's votes (`longdoc.retrieval_heads`).
     diverse: skip a candidate whose token 4-grams overlap more than MAX_OVERLAP with a chunk already read
         (maximal-marginal-relevance style; repeated boilerplate or filler is read once).
@@ -127,9 +170,13 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     if room < 1:
         raise ValueError(f"re-read budget {budget} leaves no room for a chunk next to a {tail.shape[1]}-token tail")
     C = max(n_full, 1)
-    votes = chunk_votes(selections, cfg, C, question_start, head_weights)
+    given = votes is not None
+    if given:
+        votes = torch.cat([votes.double()[:C], torch.zeros(max(0, C - len(votes)), dtype=torch.float64)])
+    else:
+        votes = chunk_votes(selections, cfg, C, question_start, head_weights)
     scores = votes.clone()
-    if hub_correction:
+    if hub_correction and not given:
         if prior is None:
             prior = chunk_prior(selections, cfg, C, question_start)
         else:  # a prefix's prior covers its own chunks; later ones are neutral

@@ -93,3 +93,41 @@ def test_a_stored_prior_replaces_the_one_computed_from_the_records():
     stored = reread.chunk_prior(_records(), CFG, 10, query_to=40)
     with_prior = reread.plan(ids, question_only, CFG, question_start=40, budget=L + L + 6, prior=stored[:8])
     assert no_prior.chunks == [3] and with_prior.chunks == [6]
+
+
+def _planted_cache(at: int, L: int = 40, l: int = 4, d: int = 8, seed: int = 0):
+    """One layer, one head: random small keys; chunk `at` holds keys along u, the last query is along u too.
+    Everything is rotated at its absolute position, as transformers leaves it in the cache."""
+    from longdoc.longheads.cache import LongHeadsCache, LongHeadsLayer
+    from longdoc.longheads.rope import Rope
+
+    rope = Rope(1e6 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d))
+    g = torch.Generator().manual_seed(seed)
+    raw = 0.1 * torch.randn(L, d, generator=g)
+    u = torch.zeros(d)
+    u[[2, 3, 6, 7]] = 3.0  # the slow frequencies: their rotation over a few positions is small
+    raw[at * l : (at + 1) * l] = u
+    keys = rope.rotate(raw, torch.arange(L))[None, None]  # (1, 1, L, d)
+    q = rope.rotate(u[None], torch.tensor([L - 1]))[None, None]  # (1, 1, 1, d): the last query, at L - 1
+    layer = LongHeadsLayer()
+    layer.update(keys, keys.clone())
+    layer.pending_q = q
+    cache = LongHeadsCache()
+    cache.layers.append(layer)
+    return cache, rope
+
+
+def test_attention_votes_find_the_planted_chunk_wherever_it_sits():
+    cfg = LongHeadsConfig(chunk_size=4, chunks=4)
+    masses = []
+    for at in (2, 7):
+        cache, rope = _planted_cache(at)
+        votes = reread.attention_votes(cache, rope, cfg, question_start=36)  # chunks 1..8 are candidates
+        assert votes.shape == (9,) and votes[0] == 0
+        assert int(votes.argmax()) == at and votes[at] > 0.5
+        assert abs(float(votes.sum()) - 1) < 1e-6  # each head shares out one unit
+        masses.append(float(votes[at]))
+    assert abs(masses[0] - masses[1]) < 0.05  # the same chunk counts the same near the question or far from it
+    cache, rope = _planted_cache(2)
+    cache.layers[0].pending_q = cache.layers[0].pending_q[:, :, :0]
+    assert reread.attention_votes(cache, rope, cfg, question_start=36) is None  # no pending queries: no scores

@@ -23,6 +23,7 @@ import torch
 from .. import reread
 from ..generate import SamplingParams, decode, decode_one, prefill
 from ..longheads.layout import Selection
+from ..longheads.rope import Rope
 from ..prefix import new_cache
 from .methods import Method, activate, checked_configs
 from .results import ResultsFile, config_id
@@ -31,8 +32,9 @@ from .tasks import Sample, make_samples, score
 
 @dataclass(frozen=True)
 class Reader:
-    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh]"
-    (-rh: votes weighed by retrieval-head scores, `longdoc.retrieval_heads`). decoding (longdoc/repetition.py):
+    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok]"
+    (-rh: votes weighed by retrieval-head scores, `longdoc.retrieval_heads`; -tok: chunks ranked by the question's
+    attention mass over their keys, `reread.attention_votes`). decoding (longdoc/repetition.py):
     +norep (no stop at a repeated sentence), +rp<x> (repetition penalty x), +nr<n> (no repeated n-grams)."""
 
     name: str
@@ -61,6 +63,11 @@ class Reader:
     def retrieval_heads(self) -> bool:
         return "-rh" in self.base
 
+    @property
+    def attention(self) -> bool:
+        """-tok: rank chunks by the question's token-level attention mass (`reread.attention_votes`)."""
+        return "-tok" in self.base
+
     def params(self, max_new_tokens: int) -> SamplingParams:
         """The decoding of this reader's answer (greedy)."""
         kw: dict = {"stop_on_repeat": "norep" not in self.mods}
@@ -81,7 +88,7 @@ def parse_readers(spec: str) -> list[Reader]:
         r = Reader(name)
         ok_base = r.base == "direct" or (r.base.startswith("reread-") and r.base.split("-")[1].isdigit())
         if not ok_base or not all(_MOD.match(m) for m in r.mods):
-            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh], e.g. "
+            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok], e.g. "
                              "reread-2048, optionally with +norep, +rp<penalty>, +nr<n> (e.g. direct+rp1.2)")
         out.append(r)
     return out or [Reader("direct")]
@@ -182,8 +189,12 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
             continue
         if not selections:
             continue  # a re-read needs the heads' selections
+        votes = None
+        if r.attention:
+            votes = reread.attention_votes(cache, Rope.from_model(model), cfg, p.question_start)
         plan = reread.plan(p.ids, selections, cfg, p.question_start, r.budget, hub_correction=r.hub_correction,
-                           neighbours=r.neighbours, head_weights=head_weights if r.retrieval_heads else None)
+                           neighbours=r.neighbours, head_weights=head_weights if r.retrieval_heads else None,
+                           votes=votes)
         targets = {c for a, b in p.needle_tokens for c in range(a // cfg.chunk_size, (b - 1) // cfg.chunk_size + 1)}
         activate(model, None)  # the dense pass: plain attention, every position inside the trained length
         try:
