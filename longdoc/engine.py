@@ -26,6 +26,7 @@ from .lease import DEFAULT_WAIT_S, Mailbox, StepLock, stepwise
 from .longheads.config import LongHeadsConfig
 from .longheads.layout import Selection
 from .longheads.patch import disable_longheads, enable_longheads
+from .longheads.rope import Rope
 from .memory import check_kv_memory
 from .models import LoadedModel, load_model
 from .prefix import PrefixEntry, crop_to, entry_for, new_cache, reusable_length
@@ -104,7 +105,7 @@ class Engine:
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
 
     def reread_stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
-                      question_start: int, budget: int, hub_correction: bool = True,
+                      question_start: int, budget: int, hub_correction: bool = True, scores: str = "votes",
                       usage: Usage | None = None, progress: ProgressFn | None = None,
                       on_plan=None) -> Iterator[str]:
         """Stream the answer of a LongHeads-guided re-read (longdoc/reread.py): prefill `prompt_ids` through the
@@ -114,13 +115,17 @@ class Engine:
 
         question_start: the question's first token in prompt_ids. hub_correction: rank chunks by vote / (1 +
         lift), the lift from the document's own choices that its cache carries (`LongHeadsCache.
-        document_selections`), so the plan is the same from a fresh prefill, the pool or the store. on_plan(RereadPlan | None) is called before the first piece; None: the
+        document_selections`), so the plan is the same from a fresh prefill, the pool or the store.
+        scores: "votes" ranks chunks by the heads' selections (`reread.chunk_votes`), "attention" by the question's
+        token-level attention mass over every chunk (`reread.attention_votes`). on_plan(RereadPlan | None) is called before the first piece; None: the
         question left no room for a chunk in the budget, or no head voted, and LongHeads answers as in `stream`.
         Raises as `stream` does; ConfigError when LongHeads is off or the budget exceeds the window.
         """
         from . import reread
         from .errors import ConfigError
 
+        if scores not in ("votes", "attention"):
+            raise ConfigError(f"re-read scores are 'votes' or 'attention', not {scores!r}.")
         if self.config is None or budget > self.config.window:
             raise ConfigError(f"a re-read needs LongHeads on and a budget of at most the window "
                               f"({self.config.window if self.config else 0} tokens); {budget} asked.")
@@ -132,14 +137,17 @@ class Engine:
         with self._lock.hold("this stream"):
             cache, _ = self._prefill(prompt_ids, prefix_len, usage, progress, record)
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
+            votes = None
+            if scores == "attention":
+                votes = reread.attention_votes(cache, Rope.from_model(self.model), self.config, question_start)
             prior = None
-            if hub_correction:
+            if hub_correction and votes is None:
                 doc = cache.document_selections(before=question_start)
                 prior = reread.chunk_prior(doc, self.config, question_start // self.config.chunk_size + 1,
                                            question_start)
             try:
                 plan = reread.plan(torch.tensor([prompt_ids]), record, self.config, question_start, budget,
-                                   hub_correction=hub_correction, prior=prior)
+                                   hub_correction=hub_correction, prior=prior, votes=votes)
             except ValueError:  # the question leaves no room for a chunk: answer with LongHeads itself
                 plan = None
         if plan is None or not plan.chunks:

@@ -100,18 +100,23 @@ def chunk_prior(selections: list[Selection], cfg: LongHeadsConfig, n_chunks: int
     return prior
 
 
+HEAD_SHARE = 0.1  # heads kept by attention_votes: 8k essay needles ranked 2-3 of 31 with 0.1, 4-6 with all heads
+
+
 @torch.inference_mode()
-def attention_votes(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int, *, queries: int = 16,
-                    distance: int | None = None) -> torch.Tensor | None:
+def attention_votes(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int, *, queries: int | None = None,
+                    distance: int = 0, head_share: float = HEAD_SHARE) -> torch.Tensor | None:
     """Token-level chunk scores: how much attention the question's last queries give each chunk's keys.
 
     InfiniRetri's measure (arXiv 2502.12962, attention mass of the question over the context), computed on the
-    LongHeads cache: per layer, the last `queries` queries of the prompt (the cache's pending queries, rotated at
-    their positions) attend over every key of chunks 1 .. question_start // l - 1 with each chunk moved to one
-    fixed distance (the chunk at 0..l-1, the query at l + distance: every distance the model sees lies inside
-    its trained length, whatever the chunk's real position). Chunk 0 and the question's own chunks are left out.
-    Per layer and head the softmax over those keys is summed per chunk; the scores are the mean over layers,
-    heads and queries (each head shares out one unit).
+    LongHeads cache: per layer, the question's queries (the cache's pending queries from question_start on, or
+    the last `queries` of them; rotated at their positions) attend over every key of chunks 1 ..
+    question_start // l - 1 with each chunk moved to one fixed distance (the chunk at 0..l-1, the query at
+    l + distance: every distance the model sees lies inside its trained length, whatever the chunk's real
+    position; distance 0 = right after it, measured best of 0, l, 4l). Chunk 0 and the question's own chunks are left out.
+    Per layer and head the softmax over those keys is summed per chunk and averaged over the queries; only the
+    `head_share` most peaked heads of all layers (largest mass on one chunk: the heads that retrieve, Wu et al.
+    2024) are kept, and the scores are their mean (each kept head shares out one unit). head_share=1: all heads.
     Shapes: keys (B, Hk, L, d) per layer, queries (B, Hq, r, d); returns (C,) float64 with C = question_start //
     l (chunk 0 scored 0), or None when the cache holds no pending queries or no candidate chunk.
     """
@@ -119,25 +124,33 @@ def attention_votes(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int
     C = question_start // l
     if C < 2:
         return None
-    distance = l if distance is None else distance
-    total = torch.zeros(C, dtype=torch.float64)
-    layers = 0
+    heads = []  # per layer (Hq, C-1): each head's mass per candidate chunk
     for layer in cache.layers:
         q = getattr(layer, "pending_q", None)
         if q is None or q.shape[2] == 0:
             continue
-        q = q[0, :, -queries:]  # (Hq, m, d)
-        Hq, m, d = q.shape
-        pos = layer.get_seq_length() - m + torch.arange(m)  # positions of those queries
+        n = layer.get_seq_length()
+        m = min(q.shape[2], n - question_start, queries or n)
+        if m < 1:
+            continue
+        q = q[0, :, -m:]  # (Hq, m, d)
+        Hq, _, d = q.shape
+        pos = n - m + torch.arange(m)  # positions of those queries
         q_loc = rope.rotate(q, (l + distance) - pos)  # each query at l + distance
         k = layer.keys[0, :, l : C * l]  # (Hk, (C-1) * l, d), chunks 1 .. C-1
         Hk = k.shape[0]
         k_loc = rope.rotate(k.reshape(Hk, C - 1, l, d), -(torch.arange(1, C) * l)[:, None]).reshape(Hk, -1, d)
         logits = torch.einsum("hgmd,hkd->hgmk", q_loc.reshape(Hk, Hq // Hk, m, d).float(), k_loc.float())
         mass = torch.softmax(logits * d ** -0.5, dim=-1).reshape(Hq, m, C - 1, l).sum(dim=-1)  # (Hq, m, C-1)
-        total[1:] += mass.mean(dim=(0, 1)).double()
-        layers += 1
-    return total / layers if layers else None
+        heads.append(mass.mean(dim=1).double())
+    if not heads:
+        return None
+    mass = torch.cat(heads)  # (layers * Hq, C-1)
+    keep = max(1, round(head_share * mass.shape[0]))
+    peaked = mass.amax(dim=1).topk(keep).indices
+    total = torch.zeros(C, dtype=torch.float64)
+    total[1:] = mass[peaked].mean(dim=0)
+    return total
 
 
 def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,

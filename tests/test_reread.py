@@ -122,7 +122,7 @@ def test_attention_votes_find_the_planted_chunk_wherever_it_sits():
     masses = []
     for at in (2, 7):
         cache, rope = _planted_cache(at)
-        votes = reread.attention_votes(cache, rope, cfg, question_start=36)  # chunks 1..8 are candidates
+        votes = reread.attention_votes(cache, rope, cfg, question_start=36, head_share=1.0)  # chunks 1..8
         assert votes.shape == (9,) and votes[0] == 0
         assert int(votes.argmax()) == at and votes[at] > 0.5
         assert abs(float(votes.sum()) - 1) < 1e-6  # each head shares out one unit

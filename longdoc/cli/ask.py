@@ -11,6 +11,7 @@ from longdoc.cli.common import handle_errors, model_options, prefill_progress
 from longdoc.cli.session import CliSession, open_session, session_options, usage_dict, usage_line
 from longdoc.qa import prompting
 from longdoc.qa.citations import citation_dicts
+from longdoc.qa.session import REREAD_DEFAULT, REREAD_SCORES
 
 
 def answer_options(fn):
@@ -36,10 +37,13 @@ def answer_options(fn):
 def reread_options(fn):
     """--reread/--no-reread and --reread-tokens (ask, chat): how the answer reads the document."""
     for option in reversed((
-        click.option("--reread/--no-reread", default=False, show_default=True,
-                     help="Answer from a dense re-read of the chunks the heads chose for the question (won pass "
-                          "keys at 16k, lost a real-PDF question: README, 'Reading'); default: LongHeads over the "
-                          "whole prompt."),
+        click.option("--reread/--no-reread", default=REREAD_DEFAULT, show_default=True,
+                     help="Answer from a dense re-read of the chunks the heads chose for the question (16k pass "
+                          "keys 12/20 vs 2/20 without: README, 'Reading'); --no-reread: LongHeads answers over "
+                          "the whole prompt."),
+        click.option("--reread-scores", type=click.Choice(["votes", "attention"]), default=REREAD_SCORES,
+                     show_default=True, help="How the re-read ranks chunks: the heads' selections (votes) or the "
+                                             "question's token-level attention over every chunk."),
         click.option("--reread-tokens", type=click.IntRange(min=1), default=None,
                      help="Tokens of the re-read (default and maximum: the attention window)."),
     )):
@@ -91,8 +95,8 @@ def cite_text(reply) -> str:
 @session_options
 @model_options
 @handle_errors
-def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread, reread_tokens, no_stream, as_json,
-        password, fmt, system, store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window,
+def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread, reread_scores, reread_tokens,
+        no_stream, as_json, password, fmt, system, store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window,
         chunk_size, chunks, threads, **decoding):
     """Answer QUESTION about the documents at PATH... (PDF, Word, PowerPoint, Excel, HTML, EPUB, notebook, text, a
     directory, or - for standard input).
@@ -105,7 +109,7 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max,
                            max_file_size=max_file_size, follow_links=follow_links, reread=reread,
-                           reread_tokens=reread_tokens)
+                           reread_tokens=reread_tokens, reread_scores=reread_scores)
     streaming = not (no_stream or as_json)
     reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
                        out=sys.stdout if streaming else None, record=cite, **decoding)

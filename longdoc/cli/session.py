@@ -10,7 +10,7 @@ import click
 from longdoc.cli.common import engine_settings, note, prefill_progress, warn
 from longdoc.documents import load
 from longdoc.qa import prompting
-from longdoc.qa.session import DocumentSession, Ingest
+from longdoc.qa.session import REREAD_DEFAULT, REREAD_SCORES, DocumentSession, Ingest
 from longdoc.store import Store, parse_size
 
 SHOWN_SKIPS = 20  # skipped files listed on stderr (--json lists all)
@@ -83,8 +83,8 @@ class CliSession:
 
 def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None, threads=None, password=None,
                  fmt=prompting.DEFAULT_FORMAT, system=None, store=True, quiet=False, max_input_tokens=None,
-                 cache_max=None, max_file_size=None, follow_links=False, reread=False,
-                 reread_tokens=None) -> CliSession:
+                 cache_max=None, max_file_size=None, follow_links=False, reread=REREAD_DEFAULT,
+                 reread_tokens=None, reread_scores=REREAD_SCORES) -> CliSession:
     limits = {} if max_file_size is None else {"max_input_bytes": parse_size(max_file_size)}
     document = load(list(paths), password=password, follow_links=follow_links, **limits)
     for path, reason in document.skipped[:SHOWN_SKIPS]:
@@ -93,7 +93,7 @@ def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None
         warn(f"... and {len(document.skipped) - SHOWN_SKIPS} more skipped (all of them: --json)", quiet)
     engine = engine_settings(model, window, chunk_size, chunks, threads, max_input_tokens=max_input_tokens).build()
     doc = DocumentSession(engine, document, fmt=fmt, system=system, store=Store(max_bytes=cache_max) if store else None,
-                          reread=reread, reread_tokens=reread_tokens)
+                          reread=reread, reread_tokens=reread_tokens, reread_scores=reread_scores)
     return CliSession(doc, quiet)
 
 

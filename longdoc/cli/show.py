@@ -31,7 +31,8 @@ def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, 
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max,
-                           max_file_size=max_file_size, follow_links=follow_links)
+                           max_file_size=max_file_size, follow_links=follow_links,
+                           reread=False)  # the figure is LongHeads' own per-head selections while answering
     reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed, out=sys.stdout,
                        record=True, **decoding)
     click.echo("")

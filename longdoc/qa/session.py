@@ -99,6 +99,13 @@ def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: Store |
                   not_stored=not_stored)
 
 
+REREAD_DEFAULT = True  # 16k pass keys: 12/20 with the re-read vs 2/20 without (README, "Reading"); prompts
+# inside the window are answered directly whatever this says (every head already reads all of them)
+
+
+REREAD_SCORES = "votes"
+
+
 class DocumentSession:
     """A document and an engine, ready to answer questions about the document.
 
@@ -106,16 +113,18 @@ class DocumentSession:
         optional system line; both are part of the store key. store: where prefilled documents are kept across
         processes (None: only the engine's in-memory pool).
     reread: answer with a LongHeads-guided re-read (longdoc/reread.py, `Engine.reread_stream`): the heads'
-        selections for the question choose chunks, a dense pass of at most `reread_tokens` tokens (default: the
-        window) over [chunk 0 | chosen chunks | question] answers. Off by default, by measurement (README,
-        "Reading"): at 16k tokens it answered 5/6 pass keys where LongHeads alone answered 0/6, but on the
-        real-model PDF test the votes favour the document's first chunks and it lost the answer LongHeads gave.
+        selections for the question choose chunks (hub-corrected with the document's own choices, which its
+        cache carries), a dense pass of at most `reread_tokens` tokens (default: the window) over [chunk 0 |
+        chosen chunks | question] answers. On by default (REREAD_DEFAULT), by measurement (README, "Reading").
+    reread_scores: how the re-read ranks chunks, "votes" (the heads' selections) or "attention" (the question's
+        token-level attention mass, `reread.attention_votes`); REREAD_SCORES by measurement.
     """
 
     def __init__(self, engine, document: Document, *, fmt: str = prompting.DEFAULT_FORMAT, system: str | None = None,
-                 store: Store | None = None, reread: bool = False, reread_tokens: int | None = None):
+                 store: Store | None = None, reread: bool = REREAD_DEFAULT, reread_tokens: int | None = None,
+                 reread_scores: str = REREAD_SCORES):
         self.engine, self.document, self.fmt, self.system, self.store = engine, document, fmt, system, store
-        self.reread, self.reread_tokens = reread, reread_tokens
+        self.reread, self.reread_tokens, self.reread_scores = reread, reread_tokens, reread_scores
         self.ingest: Ingest | None = None
 
     def reread_budget(self, prompt: prompting.Prompt) -> int | None:
@@ -188,6 +197,7 @@ class Reply:
         if reread:  # hub-corrected: the document's prior travels in its cache (prefill, pool and store agree)
             self._pieces = session.engine.reread_stream(
                 prompt.ids, params, prefix_len=prompt.prefix_len, question_start=prompt.prefix_len, budget=reread,
+                scores=session.reread_scores,
                 usage=self.usage, progress=progress, on_plan=self._planned)
         else:
             self._pieces = session.engine.stream(prompt.ids, params, prefix_len=prompt.prefix_len, usage=self.usage,

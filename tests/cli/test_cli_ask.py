@@ -177,4 +177,5 @@ def test_reread_answers_from_the_chosen_chunks_and_cites_them(cli_run, zorbia):
     obj = ask_json(cli_run, zorbia, "What is the capital of Zorbia?", "--reread", "--cite")
     assert obj["reread"]["chunks"] and obj["reread"]["tokens"] <= 64
     assert obj["citations"] and abs(sum(c["share"] for c in obj["citations"]) - 1) < 0.01
-    assert ask_json(cli_run, zorbia, "What is the capital of Zorbia?")["reread"] is None
+    assert ask_json(cli_run, zorbia, "What is the capital of Zorbia?", "--no-reread")["reread"] is None
+    assert ask_json(cli_run, zorbia, "What is the capital of Zorbia?")["reread"] == obj["reread"]  # the default
