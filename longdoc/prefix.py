@@ -20,7 +20,7 @@ from typing import Protocol
 from transformers import DynamicCache
 
 from longdoc.longheads.cache import LongHeadsCache
-from longdoc.longheads.patch import is_enabled
+from longdoc.longheads.patch import is_enabled, longheads_config
 
 
 class PrefixCache(Protocol):
@@ -59,7 +59,12 @@ class FullCache(DynamicCache):
 
 
 def new_cache(model) -> PrefixCache:
-    return LongHeadsCache() if is_enabled(model) else FullCache()
+    """An empty cache for `model`: a LongHeadsCache (keys and values offloaded as its config asks) or, LongHeads
+    off, a full-attention cache."""
+    if not is_enabled(model):
+        return FullCache()
+    offload = longheads_config(model).offload
+    return LongHeadsCache(offload=None if offload == "none" else offload)
 
 
 def crop_to(cache, length: int) -> None:

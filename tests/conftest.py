@@ -19,6 +19,30 @@ if _DOCS not in sys.path:
     sys.path.insert(0, _DOCS)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--device", default=os.environ.get("LONGDOC_TEST_DEVICE", "cpu"),
+                     help="device the engine tests build models and tensors on: cpu (default) or cuda "
+                          "(bf16 there; env LONGDOC_TEST_DEVICE)")
+
+
+@pytest.fixture(scope="session")
+def dev(request):
+    """The TestDevice (tests/devices.py) of `--device`: cpu/float32 by default, cuda/bfloat16 on a GPU."""
+    from devices import test_device
+
+    return test_device(request.config.getoption("--device"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """`cuda` tests run only with --device cuda; everything else runs on whichever device is asked."""
+    if config.getoption("--device").startswith("cuda"):
+        return
+    skip = pytest.mark.skip(reason="needs --device cuda")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Model conversions go to one session folder (unless LONGDOC_CACHE_DIR is set); the environment and

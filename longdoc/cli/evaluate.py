@@ -448,8 +448,9 @@ def ppl(text_spec, tail, samples, **kw):
 @click.command()
 @common_options("4096,8192,16384,32768", full_limit=None)
 @click.option("--decode-tokens", type=int, default=16, show_default=True, help="Decode steps timed per run.")
-@click.option("--shape", type=click.Choice(["llama2-7b"]), default=None,
-              help="Time a model of this shape with random weights instead of -m (meant for CUDA).")
+@click.option("--shape", type=click.Choice(["llama2-7b", "llama3-8b", "tiny"]), default=None,
+              help="Time a model of this shape with random weights instead of -m (7B/8B: meant for CUDA, bf16; "
+                   "tiny: a check that runs anywhere).")
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
 @click.option("--attn", default="auto", show_default=True,
               help="Attention of the full baseline: sdpa, flash_attention_2, or auto (flash-attn when installed).")
@@ -461,8 +462,13 @@ def ppl(text_spec, tail, samples, **kw):
 def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
     """Speed and memory: prefill time, decode time per token, peak memory; one fresh process per measurement."""
     from longdoc.errors import ConfigError
-    from longdoc.eval.bench import LLAMA2_7B, llama_cpp_available, run_bench
+    from longdoc.eval.bench import llama_cpp_available, run_bench, shape_config
 
+    if device and device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: torch sees no CUDA device here; use --device cpu.")
     if attn == "auto":
         import importlib.util
 
@@ -480,9 +486,7 @@ def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
         else:
             gguf = str(path)
     if shape:
-        from transformers import AutoConfig
-
-        model_config, name = AutoConfig.for_model("llama", **LLAMA2_7B), f"{shape} (random weights)"
+        model_config, name = shape_config(shape), f"{shape} (random weights)"
         s = Setup("bench", {**kw, "model": None}, {}, load=False)
         s.model_config = model_config
         s.results.data["model"] = name

@@ -22,10 +22,22 @@ from typing import Callable
 from .methods import Method, checked_configs
 from .results import ResultsFile, config_id
 
-# Llama-2-7B's shape, for GPU timings with random weights (no download)
+# Model shapes for timings with random weights (no download): the paper's Llama-2-7B, Llama-3-8B (GQA, 8 kv
+# heads), and a tiny one that runs anywhere (the CPU test of the bench and of scripts/gpu_check.sh --dry)
 LLAMA2_7B = dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
                  num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096, rope_theta=10000.0)
-SHAPES = {"llama2-7b": LLAMA2_7B}
+LLAMA3_8B = dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                 num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192, rope_theta=500000.0)
+TINY = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=16, max_position_embeddings=256, rope_theta=10000.0)
+SHAPES = {"llama2-7b": LLAMA2_7B, "llama3-8b": LLAMA3_8B, "tiny": TINY}
+
+
+def shape_config(name: str):
+    """The transformers LlamaConfig of a named shape (SHAPES)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.for_model("llama", **SHAPES[name])
 
 
 # -- the worker (child process) -------------------------------------------------------------------------------
@@ -100,11 +112,11 @@ def _load(spec: dict):
     import torch
 
     if spec.get("shape"):
-        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers import AutoModelForCausalLM
 
         device = spec.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        config = AutoConfig.for_model("llama", **SHAPES[spec["shape"]])
+        config = shape_config(spec["shape"])
         torch.manual_seed(0)
         with torch.device(device):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=spec.get("attn", "sdpa"))
@@ -179,7 +191,8 @@ def run_bench(model_source: str | None, model_config, methods: list[Method], len
 
 
 def with_ratios(trials: list[dict], labels: list[str], lengths: list[int], skipped: dict | None = None) -> list[dict]:
-    """One record per method x length, with full/method and window/method time ratios (> 1: method faster)."""
+    """One record per method x length, with full/method and window/method time ratios (> 1: method faster), and
+    against full attention the method's share of its time and peak memory (`*_vs_full`: < 1 means less)."""
     skipped = skipped or {}
     fields = ("prefill_s", "decode_s_per_token", "peak_mem_mb", "load_mem_mb", "prefill_tokens_per_s", "error")
     found = {(t["method"], t["length"]): t for t in trials}
@@ -201,6 +214,9 @@ def with_ratios(trials: list[dict], labels: list[str], lengths: list[int], skipp
                     continue
                 rec[f"prefill_speedup_vs_{name}"] = round(ref["prefill_s"] / t["prefill_s"], 3)
                 rec[f"decode_speedup_vs_{name}"] = round(ref["decode_s_per_token"] / t["decode_s_per_token"], 3)
+                if name == "full":
+                    rec["decode_time_vs_full"] = round(t["decode_s_per_token"] / ref["decode_s_per_token"], 3)
+                    rec["peak_mem_vs_full"] = round(t["peak_mem_mb"] / ref["peak_mem_mb"], 3)
             records.append(rec)
     return records
 

@@ -56,14 +56,17 @@ class Runtime:
 
     def workspace(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
         """A reusable buffer. Gathered keys are tens of MB per layer: fresh allocations that size go straight to
-        mmap and page-fault on first touch, which cost 10x the gather itself on CPU (measured)."""
+        mmap and page-fault on first touch, which cost 10x the gather itself on CPU (measured). One per device
+        (a model split over GPUs runs its layers on several); pinned where `like` is (an offloaded store)."""
         n = 1
         for x in shape:
             n *= x
-        buf = self._workspace.get(name)
-        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
-            buf = torch.empty(n, dtype=like.dtype, device=like.device)
-            self._workspace[name] = buf
+        key = (name, like.device)
+        buf = self._workspace.get(key)
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype:
+            pin = like.device.type == "cpu" and like.is_pinned()
+            buf = torch.empty(n, dtype=like.dtype, device=like.device, pin_memory=pin)
+            self._workspace[key] = buf
         return buf[:n].view(shape)
 
 
@@ -95,39 +98,66 @@ def attend(rt: Runtime, layer: LongHeadsLayer, q, k, v, scale: float, *, exact_f
 
     exact_from: queries at positions >= this select per token (None: the last `exact_tail` of this call);
     record: a list each group batch's `Selection` is appended to, or None.
+
+    Host syncs: a decode step (and any per-token group) builds its positions on the queries' device and never
+    reads a device value on the host (no .item(), no device->host copy, no boolean-mask indexing), so on CUDA
+    the step is queued without waiting for the GPU (tests/longheads/test_no_host_sync.py). Block-prefill groups
+    are laid out on the host and copied over without waiting. Offloaded caches (config `offload`) wait once
+    per call for the chunk choices, which the host needs to gather the chunks it stores.
     """
     cfg, l, K = rt.config, rt.config.chunk_size, rt.config.chunks
-    T, L = q.shape[2], k.shape[2]
+    if cfg.offload != "none" and not layer.offloaded:
+        layer.offload_to(cfg.offload)  # a cache made without the offload setting (e.g. LongHeadsCache())
+    T = q.shape[2]
+    L = layer.length if layer.offloaded else k.shape[2]
     P = L - T
     if cfg.selection == "longheads":
         _summarize_completed(rt, layer, q, P, scale)
     n_in = max(0, min(T, K * l - P))  # queries whose chunk index is < K: everything fits in the window
+    if n_in and layer.offloaded:
+        k, v = layer.head(P + n_in, q.device)  # <= K*l tokens: only while the prompt is inside the window
     if n_in == T:
         return backends.causal_attention(q, k, v, scale)
     out = q.new_empty(q.shape)  # (B, Hq, T, d)
     if n_in:
         out[:, :, :n_in] = backends.causal_attention(q[:, :, :n_in], k[:, :, : P + n_in], v[:, :, : P + n_in], scale)
-    positions = torch.arange(P + n_in, L)
     if exact_from is None:
         exact_from = L - cfg.exact_tail
     if cfg.prefill_selection == "token" or T == 1:
         exact_from = 0
-    k_chunks, v_chunks = layer.key_chunks(l)  # (B, Hk, cap/l, l, d)
+    k_chunks, v_chunks = layer.key_chunks(l)  # (B, Hk, cap/l, l, d), on the store device
     B, Hq, _, d = q.shape
     per_group = 2 * B * Hq * K * l * d * k_chunks.element_size()
     step = max(1, GATHER_BUDGET_BYTES // per_group)
-    for groups in _groups(cfg, positions, exact_from):
-        for batch in groups.batches(step):  # bound the memory of gathered keys; not a loop over tokens
-            q_idx = (batch.pos - P).to(q.device)
+    for groups in _groups(cfg, P + n_in, L, exact_from, q.device):
+        for host in groups.batches(step):  # bound the memory of gathered keys; not a loop over tokens
+            batch = host.to(q.device)  # block groups are laid out on the host; token groups are on q's device
+            q_idx = batch.pos - P  # (g, Tg)
             qg = q[:, :, q_idx]  # (B, Hq, g, Tg, d)
             idx = _select(rt, layer, qg, batch)  # (B, Hq, g, K)
             if not batch.per_token and cfg.selection == "longheads":
                 layer.add_picks(batch.last_positions(), idx[0])  # the document's own choices: its hub prior
             if record is not None:
-                record.append(Selection(layer_idx, batch.last_positions(), idx.cpu()))
-            og = _window_of(rt, qg, k_chunks, v_chunks, idx, batch, scale)  # (B, Hq, g, Tg, d)
-            keep = batch.valid.flatten()
-            out[:, :, q_idx.flatten()[keep]] = og.reshape(B, Hq, -1, d)[:, :, keep]
+                record.append(Selection(layer_idx, to_host(batch.last_positions()), to_host(idx)))
+            kg, vg = _gather(rt, layer, k_chunks, v_chunks, idx, Hq, q.device)  # (B, Hq, g, K, l, d)
+            og = _window_of(rt, qg, kg, vg, idx, batch, host, scale)  # (B, Hq, g, Tg, d)
+            if batch.per_token:  # every row is a real query: no mask, so no data-dependent shape
+                out[:, :, q_idx[:, 0]] = og[:, :, :, 0]
+            else:
+                keep = torch.nonzero(host.valid.flatten()).flatten()  # integer indices, found on the host
+                rows = (host.pos - P).flatten()[keep].to(q.device, non_blocking=True)
+                out[:, :, rows] = og.reshape(B, Hq, -1, d)[:, :, keep.to(q.device, non_blocking=True)]
+    return out
+
+
+def to_host(x: torch.Tensor) -> torch.Tensor:
+    """x on the CPU without waiting for the GPU: a non-blocking copy into pinned memory, complete once the
+    stream reaches it (the decode loop reads its sampled token every step, which waits for the stream, before
+    anyone reads a recorded Selection). A CPU tensor is returned as it is."""
+    if x.device.type != "cuda":
+        return x if x.device.type == "cpu" else x.cpu()
+    out = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+    out.copy_(x, non_blocking=True)
     return out
 
 
@@ -150,55 +180,78 @@ class QueryGroups:
     @property
     def valid(self) -> torch.Tensor:
         """(G, Tg) True for real (not padding) queries."""
-        return torch.arange(self.pos.shape[1])[None, :] < self.lens[:, None]
+        return torch.arange(self.pos.shape[1], device=self.pos.device)[None, :] < self.lens[:, None]
 
     def last_positions(self) -> torch.Tensor:
-        return self.pos[torch.arange(self.pos.shape[0]), self.lens - 1].clone()
+        rows = torch.arange(self.pos.shape[0], device=self.pos.device)
+        return self.pos[rows, self.lens - 1].clone()
 
     def batches(self, step: int):
         for g0 in range(0, self.pos.shape[0], step):
             yield QueryGroups(self.pos[g0 : g0 + step], self.lens[g0 : g0 + step], self.chunk_size, self.per_token)
 
+    def to(self, device) -> "QueryGroups":
+        """The same groups on `device` (copied without waiting; itself when already there)."""
+        if self.pos.device == torch.device(device):
+            return self
+        return QueryGroups(self.pos.to(device, non_blocking=True), self.lens.to(device, non_blocking=True),
+                           self.chunk_size, self.per_token)
 
-def _groups(cfg: LongHeadsConfig, positions: torch.Tensor, exact_from: int):
-    """Split query positions into QueryGroups: queries at positions >= exact_from are token groups (Tg = 1);
-    the others are grouped by chunk and share one selection."""
-    block_pos, token_pos = positions[positions < exact_from], positions[positions >= exact_from]
-    if len(block_pos):
+
+def _groups(cfg: LongHeadsConfig, start: int, end: int, exact_from: int, device):
+    """Split query positions [start, end) into QueryGroups: positions >= exact_from are token groups (Tg = 1),
+    made on `device`; the others are grouped by chunk and share one selection, laid out on the host."""
+    split = min(max(exact_from, start), end)
+    if split > start:
+        block_pos = torch.arange(start, split)
         chunk_of = block_pos // cfg.chunk_size
         starts = torch.cat([torch.tensor([0]), torch.nonzero(chunk_of[1:] != chunk_of[:-1]).flatten() + 1])
         lens = torch.diff(torch.cat([starts, torch.tensor([len(block_pos)])]))
         offs = torch.arange(int(lens.max()))
         idx = torch.minimum(starts[:, None] + offs[None, :], (starts + lens - 1)[:, None])  # (G, Tg)
         yield QueryGroups(block_pos[idx], lens, cfg.chunk_size)
-    if len(token_pos):
-        yield QueryGroups(token_pos[:, None], torch.ones(len(token_pos), dtype=torch.long), cfg.chunk_size,
-                          per_token=True)
+    if end > split:
+        token_pos = torch.arange(split, end, device=device)
+        yield QueryGroups(token_pos[:, None], torch.ones(end - split, dtype=torch.long, device=device),
+                          cfg.chunk_size, per_token=True)
 
 
 def _select(rt: Runtime, layer: LongHeadsLayer, qg: torch.Tensor, groups: QueryGroups) -> torch.Tensor:
     """Every head's K chunks for every group (eq. 3), in slot order. qg (B, Hq, g, Tg, d) -> (B, Hq, g, K);
-    a group's score is the mean of its queries' scores."""
+    a group's score is the mean of its queries' scores. `groups` are on qg's device."""
     cfg = rt.config
     B, Hq, g, Tg, d = qg.shape
     gchunk = groups.chunk
     if cfg.selection != "longheads":
-        return chunks.select(cfg, None, gchunk).to(qg.device).expand(B, Hq, g, cfg.chunks)
-    qs = chunks.scoring_queries(cfg, rt.rope, qg, groups.pos.to(qg.device))
+        return chunks.select(cfg, None, gchunk).expand(B, Hq, g, cfg.chunks)
+    qs = chunks.scoring_queries(cfg, rt.rope, qg, groups.pos)
     s = chunks.score(cfg, qs.reshape(B, Hq, g * Tg, d), layer.summaries)  # (B, Hq, g*Tg, C)
     s = s.view(B, Hq, g, Tg, -1)
-    w = groups.valid.to(s.dtype).to(s.device)[None, None, :, :, None]
-    s = (s * w).sum(dim=3) / groups.lens.to(s.dtype).to(s.device)[None, None, :, None]  # (B, Hq, g, C)
-    return chunks.select(cfg, s, gchunk.to(s.device))
+    if Tg > 1:
+        w = groups.valid.to(s.dtype)[None, None, :, :, None]
+        s = (s * w).sum(dim=3) / groups.lens.to(s.dtype)[None, None, :, None]  # (B, Hq, g, C)
+    else:
+        s = s[:, :, :, 0]
+    return chunks.select(cfg, s, gchunk)
 
 
-def _window_of(rt: Runtime, qg, k_chunks, v_chunks, idx, groups: QueryGroups, scale: float) -> torch.Tensor:
-    """Attention of each group inside its remapped window. qg (B, Hq, g, Tg, d); idx (B, Hq, g, K) ->
+def _gather(rt: Runtime, layer: LongHeadsLayer, k_chunks, v_chunks, idx, n_heads: int, device):
+    """The chunks of idx (B, Hq, g, K) from the cache's store, on `device`: (B, Hq, g, K, l, d) each.
+    Offloaded: the host gathers from its (pinned) store and only the selected chunks cross to the device."""
+    if not layer.offloaded:
+        return gather_chunks(k_chunks, v_chunks, idx, n_heads, rt)
+    host_idx = idx.to(k_chunks.device)  # the one wait of an offloaded call: the host needs the choices
+    kg, vg = gather_chunks(k_chunks, v_chunks, host_idx, n_heads, rt)
+    return kg.to(device), vg.to(device)  # from the pinned workspace: DMA, then the workspace is free again
+
+
+def _window_of(rt: Runtime, qg, kg, vg, idx, groups: QueryGroups, host: QueryGroups, scale: float) -> torch.Tensor:
+    """Attention of each group inside its remapped window. qg (B, Hq, g, Tg, d); kg, vg (B, Hq, g, K, l, d) the
+    gathered chunks; idx (B, Hq, g, K); groups on qg's device, host the same groups where they were made ->
     (B, Hq, g, Tg, d)."""
     l = rt.config.chunk_size
     B, Hq, g, Tg, d = qg.shape
     layout = SlotLayout.of(rt.config)
-    kg, vg = gather_chunks(k_chunks, v_chunks, idx, Hq, rt)  # (B, Hq, g, K, l, d)
     shift = layout.shifts(idx, groups.chunk, l)  # (B, Hq, g, K)
     n_far = layout.moving
     if Tg == 1:  # one query per group (decode, exact tail, per-token prefill): rotate it per slot instead
@@ -207,7 +260,7 @@ def _window_of(rt: Runtime, qg, k_chunks, v_chunks, idx, groups: QueryGroups, sc
         K = layout.chunks
         rotate_inplace(rt, kg[:, :, :, :n_far], shift[..., :n_far, None])
         kg, vg = kg.view(B, Hq * g, K * l, d), vg.view(B, Hq * g, K * l, d)  # groups join the head dim
-        og = _window_attention(qg.reshape(B, Hq * g, Tg, d), kg, vg, groups.pos % l, groups.lens, l, scale)
+        og = _window_attention(qg.reshape(B, Hq * g, Tg, d), kg, vg, host.pos % l, host.lens, l, scale)
     return og.view(B, Hq, g, Tg, d)
 
 
@@ -243,7 +296,7 @@ def _slot_rotated_attention(rt: Runtime, q, kg, vg, shift, n_far: int, r, scale:
     q_slots = q[:, :, :, None].expand(B, Hq, g, K, d).clone()  # (B, Hq, g, K, d)
     rotate_inplace(rt, q_slots[:, :, :, :n_far], -shift[..., :n_far])
     logits = torch.matmul(q_slots.unsqueeze(-2), kg.transpose(-1, -2)).squeeze(-2)  # (B, Hq, g, K, l)
-    future = torch.arange(l, device=q.device)[None, :] > r.to(q.device)[:, None]  # (g, l): after the query
+    future = torch.arange(l, device=q.device)[None, :] > r[:, None]  # (g, l): after the query
     logits[:, :, :, -1].masked_fill_(future[None, None], float("-inf"))
     probs = torch.softmax(logits.view(B, Hq, g, K * l).float() * scale, dim=-1).to(vg.dtype)
     return torch.matmul(probs.unsqueeze(-2), vg.view(B, Hq, g, K * l, d)).squeeze(-2)  # (B, Hq, g, d)
@@ -288,10 +341,9 @@ def _summarize_completed(rt: Runtime, layer: LongHeadsLayer, q, P: int, scale: f
         B, Hq, _, d = all_q.shape
         k_chunks, v_chunks = layer.key_chunks(l)
         qc = all_q[:, :, : done * l].reshape(B, Hq, done, l, d)
-        layer.add_summaries(
-            chunks.summarize(rt.config, rt.rope, qc, k_chunks[:, :, first : first + done],
-                             v_chunks[:, :, first : first + done], first, scale)
-        )
+        kc = k_chunks[:, :, first : first + done].to(q.device)  # a copy only when offloaded: the new chunks
+        vc = v_chunks[:, :, first : first + done].to(q.device)
+        layer.add_summaries(chunks.summarize(rt.config, rt.rope, qc, kc, vc, first, scale))
     layer.pending_q = all_q[:, :, max(done, 0) * l :].clone()
 
 

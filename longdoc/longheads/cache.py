@@ -44,9 +44,16 @@ class LongHeadsLayer(DynamicLayer):
     pick_pos (R,) and pick_chunks (Hq, R, K): the chunks every head chose for each of the R chunk-sized query
     groups the block prefill has read (batch 0, on the CPU), kept so that the document's own selection prior
     (`longdoc.reread.chunk_prior`, the hub correction) travels with the cache: through crop, snapshot/restore
-    and the store, so it is the same whichever way the document was prefilled or reused."""
+    and the store, so it is the same whichever way the document was prefilled or reused.
 
-    def __init__(self):
+    Devices: every buffer is made on the device of this layer's key states (the compute device; with a model
+    split over GPUs, each layer's own). offload: a storage device for the keys and values ("cpu": pinned host
+    memory when the compute device is CUDA, the paper's 128k setting); the compute device then holds only the
+    chunk summaries and the pending queries, and the attention moves the selected chunks over per step
+    (attention.py, `_gather`). Picks are recorded on the compute device and moved to the CPU when read, so
+    recording them never waits for the GPU."""
+
+    def __init__(self, offload: str | None = None):
         super().__init__()
         self.length = 0
         self.align = 1  # buffer capacity is kept a multiple of the chunk size (set by the attention function)
@@ -55,40 +62,93 @@ class LongHeadsLayer(DynamicLayer):
         self.n_summarized = 0
         self.pending_q: torch.Tensor | None = None
         self.reserved = 0  # tokens to make room for at the next growth (LongHeadsCache.reserve)
-        self.pick_pos: torch.Tensor | None = None
-        self.pick_chunks: torch.Tensor | None = None
+        self.offload = offload
+        self.store_device: torch.device | None = None  # where keys/values live (set at the first update)
+        self._picks: tuple[torch.Tensor, torch.Tensor] | None = None  # (pick_pos, pick_chunks) on the CPU
+        self._pick_parts: list[tuple[torch.Tensor, torch.Tensor]] = []  # recorded, not yet moved to the CPU
+
+    @property
+    def offloaded(self) -> bool:
+        return self.offload is not None
 
     def add_picks(self, positions: torch.Tensor, chunks: torch.Tensor) -> None:
-        """Record a block prefill's choices: positions (g,) last position of each group; chunks (Hq, g, K)."""
-        positions, chunks = positions.to("cpu", torch.long), chunks.to("cpu", torch.int32)
-        if self.pick_pos is None:
-            self.pick_pos, self.pick_chunks = positions, chunks
-        else:
-            self.pick_pos = torch.cat([self.pick_pos, positions])
-            self.pick_chunks = torch.cat([self.pick_chunks, chunks], dim=1)
+        """Record a block prefill's choices: positions (g,) last position of each group; chunks (Hq, g, K).
+        Kept where they are (no device->host wait in the prefill) until `pick_pos` / `pick_chunks` are read."""
+        self._pick_parts.append((positions, chunks))
+
+    def _host_picks(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self._pick_parts:
+            parts = [(p.to("cpu", torch.long), c.to("cpu", torch.int32)) for p, c in self._pick_parts]
+            if self._picks is not None:
+                parts.insert(0, self._picks)
+            self._picks = torch.cat([p for p, _ in parts]), torch.cat([c for _, c in parts], dim=1)
+            self._pick_parts = []
+        return self._picks
+
+    @property
+    def pick_pos(self) -> torch.Tensor | None:
+        picks = self._host_picks()
+        return None if picks is None else picks[0]
+
+    @property
+    def pick_chunks(self) -> torch.Tensor | None:
+        picks = self._host_picks()
+        return None if picks is None else picks[1]
 
     def drop_picks_from(self, length: int) -> None:
         """Forget the choices of groups ending at positions >= length (the cache no longer holds them)."""
-        if self.pick_pos is not None:
-            keep = self.pick_pos < length
+        picks = self._host_picks()
+        if picks is not None:
+            keep = picks[0] < length
             if not bool(keep.all()):
-                self.pick_pos, self.pick_chunks = self.pick_pos[keep], self.pick_chunks[:, keep]
+                self._picks = picks[0][keep], picks[1][:, keep]
 
     def lazy_initialization(self, key_states, value_states):
         self.dtype, self.device = key_states.dtype, key_states.device
+        self.store_device = torch.device(self.offload) if self.offloaded else key_states.device
         self.is_initialized = True
 
     def update(self, key_states, value_states, *args, **kwargs):
+        """Append (B, Hk, T, d) keys and values. Returns the whole cache (B, Hk, L, d) each, or, offloaded,
+        just the new ones (the attention reads the rest from the store: `head`, `key_chunks`)."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         T = key_states.shape[-2]
         self._reserve(self.length + T, key_states, value_states)
-        self._kbuf[:, :, self.length : self.length + T] = key_states
+        self._kbuf[:, :, self.length : self.length + T] = key_states  # to the store device when offloaded
         self._vbuf[:, :, self.length : self.length + T] = value_states
         self.length += T
         self.keys = self._kbuf[:, :, : self.length]
         self.values = self._vbuf[:, :, : self.length]
+        if self.offloaded:
+            return key_states, value_states
         return self.keys, self.values
+
+    def head(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the first n tokens on `device`: (B, Hk, n, d) each (a copy when offloaded; used
+        only while the prompt is inside the window, n <= K * l)."""
+        return self._kbuf[:, :, :n].to(device), self._vbuf[:, :, :n].to(device)
+
+    def offload_to(self, device: str) -> None:
+        """Move keys and values to a storage device now (a cache made without `offload`, first seen by an
+        attention whose config asks for it)."""
+        self.offload = device
+        if not self.is_initialized:
+            return
+        self.store_device = torch.device(device)
+        if self._kbuf is not None:
+            self._kbuf, self._vbuf = self._to_store(self._kbuf), self._to_store(self._vbuf)
+            self.keys, self.values = self._kbuf[:, :, : self.length], self._vbuf[:, :, : self.length]
+
+    def _to_store(self, x: torch.Tensor) -> torch.Tensor:
+        buf = self._new_buffer(x.shape, x.dtype)
+        buf.copy_(x)
+        return buf
+
+    def _new_buffer(self, shape, dtype) -> torch.Tensor:
+        """Zeros on the store device; pinned host memory when the compute device is CUDA (fast DMA both ways)."""
+        pin = self.offloaded and self.store_device.type == "cpu" and self.device.type == "cuda"
+        return torch.zeros(shape, dtype=dtype, device=self.store_device, pin_memory=pin)
 
     def _reserve(self, needed: int, k_like: torch.Tensor, v_like: torch.Tensor) -> None:
         cap = 0 if self._kbuf is None else self._kbuf.shape[2]
@@ -112,7 +172,7 @@ class LongHeadsLayer(DynamicLayer):
         for name, like in (("_kbuf", k_like), ("_vbuf", v_like)):
             old = getattr(self, name)
             ref = old if old is not None else like
-            buf = ref.new_zeros((*ref.shape[:2], cap, ref.shape[3]))
+            buf = self._new_buffer((*ref.shape[:2], cap, ref.shape[3]), ref.dtype)
             if old is not None:
                 buf[:, :, : self.length] = old[:, :, : self.length]
             setattr(self, name, buf)
@@ -137,7 +197,7 @@ class LongHeadsLayer(DynamicLayer):
         self.drop_picks_from(max_length)
 
     def reset(self) -> None:
-        self.__init__()
+        self.__init__(self.offload)
 
 
 @dataclass
@@ -152,9 +212,11 @@ class LongHeadsCache(Cache):
     """Pass as `cache=` (`past_key_values=` before transformers 5.x) to the model or to `generate()` after
     `enable_longheads(model)`."""
 
-    def __init__(self):
+    def __init__(self, offload: str | None = None):
+        """offload: a storage device ("cpu") for every layer's keys and values (LongHeadsLayer), or None."""
         super().__init__(layer_class_to_replicate=LongHeadsLayer)
         self._reserved = 0
+        self.offload = offload
 
     def reserve(self, tokens: int) -> None:
         """Make room for `tokens` in all (when they next grow) in one allocation instead of doubling."""
@@ -190,7 +252,7 @@ class LongHeadsCache(Cache):
 
     def update(self, key_states, value_states, layer_idx, *args, **kwargs):
         while len(self.layers) <= layer_idx:  # as Cache.update does, but sized before the first append
-            layer = LongHeadsLayer()
+            layer = LongHeadsLayer(self.offload)
             layer.reserved = self._reserved
             self.layers.append(layer)
         keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)

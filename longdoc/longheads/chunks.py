@@ -25,7 +25,7 @@ from .rope import Rope
 
 def local_keys(rope: Rope, k_chunks: torch.Tensor, first_chunk: int, l: int) -> torch.Tensor:
     """Keys rotated at absolute positions -> chunk-local positions. k_chunks (B, Hk, C, l, d)."""
-    shifts = -(torch.arange(k_chunks.shape[2]) + first_chunk) * l  # (C,)
+    shifts = -(torch.arange(k_chunks.shape[2], device=k_chunks.device) + first_chunk) * l  # (C,)
     return rope.rotate(k_chunks, shifts[:, None])  # (B, Hk, C, l, d)
 
 

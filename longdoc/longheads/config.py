@@ -18,6 +18,7 @@ ScoreRope = Literal["none", "local"]
 Selection = Literal["longheads", "window"]
 PrefillSelection = Literal["block", "token"]
 ChunkOrder = Literal["text", "score"]
+Offload = Literal["none", "cpu"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class LongHeadsConfig:
     exact_tail: see prefill_selection.
     chunk_order: order of the selected chunks in the window: "text" (the paper: original order) or "score"
         (best-scoring chunk nearest the query).
+    offload: where the cache keeps keys and values. "none": on the model's device. "cpu": in (pinned) host
+        memory; the GPU holds only chunk summaries, and each step moves the K selected chunks per head over
+        (the paper's 128k setting, §3.3: its peak GPU memory at 128k). The outputs are the same; each attention
+        call then waits once for its chunk choices to reach the host.
     """
 
     chunk_size: int = 256
@@ -53,6 +58,7 @@ class LongHeadsConfig:
     prefill_selection: PrefillSelection = "block"
     exact_tail: int = 64
     chunk_order: ChunkOrder = "text"
+    offload: Offload = "none"
 
     @property
     def window(self) -> int:
@@ -87,7 +93,12 @@ class LongHeadsConfig:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field; `offload` only when set, so results and stored caches keyed by configs from before it
+        existed keep their keys (where the cache lives does not change what LongHeads computes)."""
+        d = asdict(self)
+        if d["offload"] == "none":
+            del d["offload"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "LongHeadsConfig":
@@ -100,6 +111,7 @@ class LongHeadsConfig:
         _check_choice("score_rope", self.score_rope, ("none", "local"))
         _check_choice("prefill_selection", self.prefill_selection, ("block", "token"))
         _check_choice("chunk_order", self.chunk_order, ("text", "score"))
+        _check_choice("offload", self.offload, ("none", "cpu"))
         if self.chunk_size < 1:
             raise ConfigError(f"chunk_size must be a positive number of tokens, got {self.chunk_size}.")
         minimum = 3 + int(self.keep_previous)

@@ -76,7 +76,7 @@ class SlotLayout:
 
     def window_chunks(self, group_chunk: torch.Tensor) -> torch.Tensor:
         """selection="window": chunk 0 and the K-1 most recent chunks. group_chunk (G,) -> (G, K)."""
-        recent = group_chunk[:, None] - torch.arange(self.chunks - 2, -1, -1)  # (G, K-1)
+        recent = group_chunk[:, None] - torch.arange(self.chunks - 2, -1, -1, device=group_chunk.device)  # (G, K-1)
         return torch.cat([torch.zeros_like(group_chunk)[:, None], recent], dim=1)
 
     def assemble(self, chosen: torch.Tensor, group_chunk: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ class Rope:
 
     def __init__(self, inv_freq: torch.Tensor):
         self.inv_freq = inv_freq.detach().to(torch.float64).cpu()  # (d/2,)
+        self._inv_freq_on: dict[torch.device, torch.Tensor] = {torch.device("cpu"): self.inv_freq}
 
     @classmethod
     def from_model(cls, model) -> "Rope":
@@ -34,10 +35,21 @@ class Rope:
         return cls(rotary.inv_freq)
 
     def cos_sin(self, shifts: torch.Tensor, dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos/sin for integer position shifts of any shape (...,) -> (..., d) each."""
-        angles = shifts.to(torch.float64).cpu()[..., None] * self.inv_freq  # (..., d/2)
+        """cos/sin for integer position shifts of any shape (...,) -> (..., d) each.
+
+        Computed on the device the shifts are on (float64 there too), so shifts made on the GPU never travel to
+        the host: the decode step's selection path has no device->host copy (tests/longheads/test_no_host_sync.py).
+        """
+        angles = shifts.to(torch.float64)[..., None] * self._freqs(shifts.device)  # (..., d/2)
         angles = torch.cat([angles, angles], dim=-1)  # (..., d)
         return angles.cos().to(device=device, dtype=dtype), angles.sin().to(device=device, dtype=dtype)
+
+    def _freqs(self, device: torch.device) -> torch.Tensor:
+        """inv_freq (d/2,) float64 on `device`, copied there once per device (a model split over GPUs has several)."""
+        f = self._inv_freq_on.get(device)
+        if f is None:
+            f = self._inv_freq_on[device] = self.inv_freq.to(device)
+        return f
 
     def rotate(self, x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         """Rotate x (..., d) by `shifts` positions; shifts broadcasts against x's leading dims."""
