@@ -142,11 +142,11 @@ class Server:
             self.remember(rid, reply, document)
             out = {"longdoc": {"document": doc_id, "fits_window": reply.fits_window(),
                                "figure": f"/v1/longdoc/figures/{rid}.png" if self.engine.config else None}}
-            if cite:
+            if cite:  # pages / files only: the share the prompt frame and question got is left out
                 found = reply.citations() if not reply.fits_window() else []
                 texts = page_texts(document)
-                out["citations"] = [{**c, "text": texts.get(c["source"], "")[:CITATION_TEXT_CHARS]}
-                                    for c in citation_dicts(found)]
+                out["citations"] = [{**c, "text": texts[c["source"]][:CITATION_TEXT_CHARS]}
+                                    for c in citation_dicts(found) if c["source"] in texts]
             return out
 
         return Job(make_iter, usage, extras)
