@@ -402,9 +402,12 @@ def create_app(engine, settings: ServeSettings | None = None) -> FastAPI:
     async def upload(request: Request, prefill: bool = True):
         try:
             form = await request.form(max_files=1000, max_fields=100, max_part_size=settings.max_request_bytes)
-        except HTTPException:
-            raise
-        except Exception as e:  # python-multipart's parse errors
+        except HTTPException as e:
+            if e.status_code != 400:  # 413 from the body cap
+                raise
+            raise APIError(400, f"The upload is not a readable multipart form ({e.detail}): send the files as "
+                                "multipart/form-data in the field 'files'.") from None
+        except Exception as e:  # python-multipart's own parse errors
             raise APIError(400, f"The upload is not a readable multipart form ({type(e).__name__}): send the files "
                                 "as multipart/form-data in the field 'files'.") from None
         files = []
