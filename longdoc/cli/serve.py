@@ -60,4 +60,7 @@ def serve(host, port, api_key, names, max_request_size, max_document_size, max_d
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         warn(f"listening on {host} without --api-key: anyone who can reach this port can use the model")
     engine = engine_settings(model, window, chunk_size, chunks, threads).build()
-    run(engine, settings, log_level=log_level)
+    try:
+        run(engine, settings, log_level=log_level)
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after draining: a normal way to stop a server
+        click.echo("Stopped.", err=True)
