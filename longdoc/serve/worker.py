@@ -18,6 +18,7 @@ class Cancelled(Exception):
 
 
 _DONE = object()
+AHEAD = 16  # pieces a generation may compute before its reader takes them: a slow client slows its generation
 
 
 class Generation:
@@ -30,6 +31,7 @@ class Generation:
         self._cancel = threading.Event()
         self.finished = threading.Event()
         self.error: BaseException | None = None
+        self._room = threading.Semaphore(AHEAD)  # pieces the thread may run ahead of the reader
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -60,6 +62,9 @@ class Generation:
             try:
                 iterator = self._make_iter(self._progress)
                 for piece in iterator:
+                    while not self._room.acquire(timeout=0.1):  # wait for the reader, or a cancel
+                        if self._cancel.is_set():
+                            break
                     if self._cancel.is_set():
                         break
                     put(piece)
@@ -94,6 +99,7 @@ class Generation:
                     if self.error is not None:
                         raise self.error
                     return
+                self._room.release()
                 yield item
         finally:
             self._cancel.set()

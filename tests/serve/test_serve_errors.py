@@ -99,7 +99,7 @@ def test_size_caps(tiny_engine, serve_settings, model_id):
 def long_stream(url, model_id, **kw):
     """A streamed request that generates for a long time (greedy, many tokens) unless cancelled."""
     body = {"model": model_id, "messages": [{"role": "user", "content": DOC[:1500] + "\n\nGo on."}],
-            "max_tokens": 4000, "temperature": 0, "stream": True}
+            "max_tokens": 100000, "temperature": 0, "stream": True}
     return httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60, **kw)
 
 
@@ -133,7 +133,7 @@ def test_queue_full_is_429_and_a_client_that_leaves_frees_the_engine(tiny_engine
 
 def test_a_non_streaming_client_that_leaves_cancels_its_generation(tiny_engine, serve_settings, model_id):
     body = {"model": model_id, "messages": [{"role": "user", "content": DOC[:1500] + "\n\nGo on."}],
-            "max_tokens": 4000, "temperature": 0}
+            "max_tokens": 100000, "temperature": 0}
     with running(tiny_engine, serve_settings) as url:
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(url + "/v1/chat/completions", json=body, timeout=httpx.Timeout(60, read=1.0))

@@ -46,7 +46,7 @@ def model_of(url):
 
 CLIENT = """
 import httpx, sys
-body = {"model": sys.argv[2], "messages": [{"role": "user", "content": sys.argv[3]}], "max_tokens": 4000,
+body = {"model": sys.argv[2], "messages": [{"role": "user", "content": sys.argv[3]}], "max_tokens": 100000,
         "temperature": 0, "stream": True}
 with httpx.stream("POST", sys.argv[1] + "/v1/chat/completions", json=body, timeout=60) as r:
     for line in r.iter_lines():
