@@ -7,6 +7,8 @@
     longdoc models                          models available locally
     longdoc show report.pdf "question" --png out.png   which chunks every head read
     longdoc eval passkey|needle|ppl         quality evaluations;  longdoc bench  speed and memory
+    longdoc serve                           an OpenAI-compatible server with a web page (127.0.0.1:8000)
+    longdoc batch jobs.jsonl --out a.jsonl  many documents and questions, locally or on Ray (--ray)
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ COMMANDS = {
     "show": "longdoc.cli.show:show",
     "eval": "longdoc.cli.evaluate:eval_group",
     "bench": "longdoc.cli.evaluate:bench",
+    "serve": "longdoc.cli.serve:serve",
+    "batch": "longdoc.cli.batch:batch",
 }
 
 

@@ -1,0 +1,1 @@
+"""`longdoc batch`: many (document, question) jobs, answered locally or on a Ray cluster."""
