@@ -61,7 +61,8 @@ class Runtime:
         for x in shape:
             n *= x
         buf = self._workspace.get(name)
-        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+        if (buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device
+                or buf.is_inference() != torch.is_inference_mode_enabled()):  # inference tensors stay inside it
             buf = torch.empty(n, dtype=like.dtype, device=like.device)
             self._workspace[name] = buf
         return buf[:n].view(shape)
