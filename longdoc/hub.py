@@ -38,6 +38,9 @@ def snapshot(repo_id: str, revision: str | None = None) -> Path:
     local = f"or download it where there is network (`hf download {repo_id}` fills the same cache) or pass a local folder (-m PATH)"
     if not os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") and are_progress_bars_disabled():
         enable_progress_bars()  # transformers' loader turns them off process-wide; a download should show them
+    cached = _cached_snapshot(repo_id, revision) if _offline() else None
+    if cached is not None:  # offline: read the cache layout directly (older huggingface_hub asks the API first)
+        return cached
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=TOKENIZER_AND_CONFIG + ["*.safetensors"]))
         if not _has_weights(folder):
@@ -62,6 +65,19 @@ def snapshot(repo_id: str, revision: str | None = None) -> Path:
         raise ModelError(f"Model {at} has no config.json (a GGUF-only repository?): download its .gguf file and "
                          "pass it with -m FILE.gguf.")
     return folder
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The snapshot folder of `repo_id` at `revision` in the local hub cache, read from its documented layout
+    (`models--org--name/refs/<branch or tag>` holds a commit; `snapshots/<commit>/` its files), or None."""
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
+    rev = revision or "main"
+    ref = repo / "refs" / rev
+    commit = ref.read_text().strip() if ref.is_file() else rev
+    folder = repo / "snapshots" / commit
+    return folder if (folder / "config.json").is_file() else None
 
 
 def _has_weights(folder: Path) -> bool:
