@@ -10,6 +10,7 @@ id or revision, gated) and how to point longdoc at a local copy instead.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,8 +32,6 @@ def snapshot(repo_id: str, revision: str | None = None) -> Path:
     from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
     from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
-
-    import os
 
     at = f"{repo_id}@{revision}" if revision else repo_id
     local = f"or download it where there is network (`hf download {repo_id}` fills the same cache) or pass a local folder (-m PATH)"
