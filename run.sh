@@ -7,7 +7,8 @@
 #
 # Set-up: a virtualenv in .venv (or the one already active, or $LONGDOC_VENV); torch, as a CPU-only build when
 # the machine has no NVIDIA GPU (PyPI's Linux torch wheels pull ~3 GB of CUDA libraries; the CPU build comes from
-# download.pytorch.org/whl/cpu, or $LONGDOC_TORCH_INDEX, or pip's own index when that is not reachable);
+# download.pytorch.org/whl/cpu, or $LONGDOC_TORCH_INDEX; when that is not reachable, $LONGDOC_TORCH_SPEC or
+# torch==2.13.0 from pip's own index, which takes a local +cpu build of it where there is one);
 # then longdoc with the extras the job needs. The embedded model is fetched on first use (longdoc/embedded.py).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -37,8 +38,11 @@ if ! "$py" -c "import torch" 2>/dev/null; then
     if "$py" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + '/torch/', timeout=10)" "$index" 2>/dev/null; then
       "$py" -m pip install --quiet "torch>=2.4" --index-url "$index" --extra-index-url https://pypi.org/simple
     else
-      echo "note: $index is not reachable; installing torch from pip's configured index" >&2
-      "$py" -m pip install --quiet "torch>=2.4"
+      # the version this project is measured and tested with: pinned, pip prefers a local CPU build of it
+      # ("2.13.0+cpu" sorts above "2.13.0") wherever its configured index or find-links has one
+      spec="${LONGDOC_TORCH_SPEC:-torch==2.13.0}"
+      echo "note: $index is not reachable; installing $spec from pip's configured index" >&2
+      "$py" -m pip install --quiet "$spec"
     fi
   fi
 fi
