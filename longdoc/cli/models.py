@@ -53,11 +53,11 @@ def model_rows(extra: tuple[str, ...] = ()) -> list[tuple[str, str, int, int | N
 
 def _hub_models() -> list[tuple[str, Path]]:
     """(repo id, snapshot folder of `main`) of every model in the Hugging Face cache that has a config.json."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        info = scan_cache_dir()
+        info = scan_cache_dir(constants.HF_HUB_CACHE)  # read now: HF_HUB_CACHE as configured at this call
     except (CacheNotFound, OSError):
         return []
     out = []
