@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pdf", help="a PDF to read (default: a generated report)")
     p.add_argument("--tokens", type=int, default=30_000, help="length of the generated report (tokens, approx.)")
+    p.add_argument("-m", "--model", default=None, help="hub id, folder or .gguf (default: the embedded SmolLM2)")
     args = p.parse_args(argv)
 
     import torch
@@ -37,7 +38,7 @@ def main(argv=None) -> int:
 
     pdf = args.pdf or make_report(Path(tempfile.mkdtemp()) / "report.pdf", args.tokens)
     pages = LongDocLoader(str(pdf)).load()
-    chat = ChatLongDoc(max_tokens=24).with_document(str(pdf), cite=True)  # the frame and store key of `longdoc ask`
+    chat = ChatLongDoc(model=args.model, max_tokens=24).with_document(str(pdf), cite=True)  # the frame and store key of `longdoc ask`
     print(f"{pdf}: {len(pages)} pages, {chat.get_num_tokens(chat.document.text):,} tokens; model {chat.model_name}, "
           f"reach {chat.profile['max_input_tokens']:,} tokens")
 

@@ -22,12 +22,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pdf", help="a PDF to read (default: a generated report)")
     p.add_argument("--tokens", type=int, default=8_000, help="length of the generated report (tokens, approx.)")
+    p.add_argument("-m", "--model", default=None, help="hub id, folder or .gguf (default: the embedded SmolLM2)")
     args = p.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(1)
-    from llama_index.core import SummaryIndex
+    from llama_index.core import Settings, SummaryIndex
     from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 
     from longdoc.integrations.llamaindex import LongDocLLM, LongDocReader, WholeDocumentQueryEngine, use_longdoc
@@ -35,7 +36,7 @@ def main(argv=None) -> int:
 
     pdf = args.pdf or make_report(Path(tempfile.mkdtemp()) / "report.pdf", args.tokens)
     docs = LongDocReader().load_data(pdf)
-    llm = LongDocLLM(max_tokens=24)
+    llm = LongDocLLM(model=args.model, max_tokens=24)
     print(f"{pdf}: {len(docs)} pages; {llm.metadata.model_name}, context_window {llm.metadata.context_window:,}")
 
     engine = WholeDocumentQueryEngine.from_documents(docs, llm=llm)
@@ -47,9 +48,12 @@ def main(argv=None) -> int:
               f"tokens, {u['cached_tokens']:,} reused")
 
     use_longdoc(llm)  # resets Settings.prompt_helper to the real window (see docs/integrations.md)
+    # LlamaIndex's documented way to count: the handler on Settings.callback_manager (the query engine hands
+    # that manager to the LLM; one given only to the index or set on the LLM beforehand is replaced)
     counter = TokenCountingHandler(tokenizer=llm.engine.encode)
-    index = SummaryIndex.from_documents(docs, callback_manager=CallbackManager([counter]))
-    qe = index.as_query_engine(response_mode="compact", llm=llm, callback_manager=CallbackManager([counter]))
+    Settings.callback_manager = CallbackManager([counter])
+    index = SummaryIndex.from_documents(docs)
+    qe = index.as_query_engine(response_mode="compact", llm=llm)
     t0 = time.perf_counter()
     r = qe.query("Which section talks about the flood?")
     print(f"SummaryIndex: {len(index.index_struct.nodes)} nodes -> {len(counter.llm_token_counts)} LLM call(s), "

@@ -38,7 +38,7 @@ DEFAULT_REACH = 131_072  # tokens; the paper shows passkey retrieval to 128k
 class Engine:
     """`Engine()` loads the embedded SmolLM2 model with the default LongHeads settings.
 
-    model: a LoadedModel, or a source for `load_model` (None = embedded, a HF folder, a .gguf file).
+    model: a LoadedModel, or a source for `load_model` (None = embedded, a hub id, a HF folder, a .gguf file).
     config: LongHeads settings (default: per-model defaults); longheads=False runs plain full attention.
     wait_s: seconds a call waits for another call's model step before EngineBusyError (None: no limit).
     Build one from user-facing settings (window, threads, ...) with `longdoc.settings.EngineSettings`.

@@ -26,15 +26,18 @@ if TYPE_CHECKING:  # heavy: torch + transformers
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """model: None (the embedded SmolLM2-135M-Instruct), a local Hugging Face folder or a .gguf file.
+    """model: None (the embedded SmolLM2-135M-Instruct), a Hugging Face Hub id (org/name), a local Hugging Face
+        folder or a .gguf file. revision: a branch, tag or commit of a hub id (None: main).
     chunk_size, chunks, window: LongHeads l, K and w = l x K in tokens (the rule above); None: per model.
     longheads: False runs plain full attention (only up to the model's trained length).
-    threads: torch CPU threads (None: leave torch's setting). dtype ("float32", "bfloat16"...), device
-        ("cpu", "cuda"): None picks fp32 on CPU, bf16 on CUDA.
+    threads: torch CPU threads (None: leave torch's setting). dtype: "auto" (= None: fp32 on CPU, bf16 on CUDA),
+        "float32", "bfloat16", "float16". device: "cpu", "cuda", "cuda:N", "mps" or "auto" (= None: cuda when
+        available). Both are checked when the model loads (ModelError, one line).
     max_input_tokens: refuse longer prompts (None: the engine's reach). prefix_slots: prefilled prompts kept.
     """
 
     model: str | None = None
+    revision: str | None = None
     chunk_size: int | None = None
     chunks: int | None = None
     window: int | None = None
@@ -62,8 +65,8 @@ class EngineSettings:
         """What identifies the engine these settings build (threads excluded: a process-wide torch setting)."""
         from .models import canonical_source
 
-        return tuple((k, canonical_source(v) if k == "model" else v) for k, v in self.to_dict().items()
-                     if k != "threads")
+        return tuple((k, canonical_source(v, self.revision) if k == "model" else v)
+                     for k, v in self.to_dict().items() if k != "threads")
 
     # -- resolution ----------------------------------------------------------------------------------------
     def longheads_config(self, model_config) -> "LongHeadsConfig | None":
@@ -105,7 +108,7 @@ class EngineSettings:
         from .models import load_model
 
         self.apply_threads()
-        return load_model(self.model, dtype=self.dtype, device=self.device)
+        return load_model(self.model, revision=self.revision, dtype=self.dtype, device=self.device)
 
     def build(self, lm: "LoadedModel | None" = None) -> "Engine":
         """A new Engine (loading the model unless `lm` is given)."""

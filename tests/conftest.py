@@ -45,11 +45,16 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
-    """Model conversions go to one session folder (unless LONGDOC_CACHE_DIR is set); the environment and
-    torch's thread count are put back afterwards."""
+    """Model conversions go to one session folder (unless LONGDOC_CACHE_DIR is set; the embedded model, when it
+    was fetched rather than installed, stays where it is); the environment and torch's thread count are put back
+    afterwards."""
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         if "LONGDOC_CACHE_DIR" not in os.environ:
+            if "LONGDOC_EMBEDDED_DIR" not in os.environ:  # a fetched embedded model is kept across sessions
+                from longdoc.embedded import embedded_dir
+
+                mp.setenv("LONGDOC_EMBEDDED_DIR", str(embedded_dir()))
             mp.setenv("LONGDOC_CACHE_DIR", str(tmp_path_factory.mktemp("longdoc-cache")))
         torch.set_num_threads(min(2, threads))
         yield

@@ -26,9 +26,8 @@ EXIT_WORDS = {"exit", "quit", ":q"}
 @model_options
 @handle_errors
 def chat(paths, max_tokens, temperature, seed, show_usage, cite, reread, reread_scores, reread_tokens, password, fmt,
-         system, store,
-         quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads,
-         **decoding):
+         system, store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size,
+         chunks, threads, revision, dtype, device, **decoding):
     """A conversation about the documents at PATH...: one question per line, each seeing the earlier questions
     and answers (the document is read once); `exit` or end of input (Ctrl-D) ends."""
     from longdoc.errors import InputError
@@ -37,6 +36,7 @@ def chat(paths, max_tokens, temperature, seed, show_usage, cite, reread, reread_
         raise InputError("chat reads its questions from standard input, so the document cannot come from it: "
                          "pass a file or directory")
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
+                           revision=revision, dtype=dtype, device=device,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max,
                            max_file_size=max_file_size, follow_links=follow_links, reread=reread,

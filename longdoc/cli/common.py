@@ -55,8 +55,15 @@ def _opt(*decls, **kw):
     return click.option(*decls, **kw)
 
 
-model_option = _opt("-m", "--model", default=None, metavar="PATH",
-                    help="A local Hugging Face folder or .gguf file (default: the embedded SmolLM2-135M-Instruct).")
+model_option = _opt("-m", "--model", default=None, metavar="MODEL",
+                    help="A Hugging Face Hub id (Qwen/Qwen2.5-1.5B-Instruct), a local Hugging Face folder or a "
+                         ".gguf file (default: the embedded SmolLM2-135M-Instruct; `longdoc models` lists them).")
+revision_option = _opt("--revision", default=None, metavar="REV",
+                       help="Branch, tag or commit of a hub id given with -m (default: main).")
+dtype_option = _opt("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+                    show_default=True, help="Weights and KV cache dtype; auto: float32 on CPU, bfloat16 on CUDA.")
+device_option = _opt("--device", default="auto", show_default=True, metavar="DEVICE",
+                     help="cpu, cuda, cuda:N, mps or auto (cuda when available).")
 window_option = _opt("--window", type=click.IntRange(min=1), default=None,
                      help="LongHeads attention window in tokens (chunk size x chunks; default 2048).")
 chunk_size_option = _opt("--chunk-size", type=click.IntRange(min=1), default=None, help="Tokens per chunk (default 256).")
@@ -65,19 +72,25 @@ chunks_option = _opt("--chunks", type=click.IntRange(min=1), default=None,
 threads_option = _opt("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
 
 
+MODEL_SOURCE_OPTIONS = ("revision", "dtype", "device")  # passed through to EngineSettings as **source
+
+
 def model_options(fn):
-    """-m/--model, --window, --chunk-size, --chunks, --threads."""
-    for option in reversed((model_option, window_option, chunk_size_option, chunks_option, threads_option)):
+    """-m/--model, --revision, --dtype, --device, --window, --chunk-size, --chunks, --threads."""
+    for option in reversed((model_option, revision_option, dtype_option, device_option, window_option,
+                            chunk_size_option, chunks_option, threads_option)):
         fn = option(fn)
     return fn
 
 
-def engine_settings(model=None, window=None, chunk_size=None, chunks=None, threads=None, *, max_input_tokens=None):
+def engine_settings(model=None, window=None, chunk_size=None, chunks=None, threads=None, *, max_input_tokens=None,
+                    revision=None, dtype=None, device=None):
     """The EngineSettings of the shared model options (resolved by EngineSettings' one window rule)."""
     from longdoc.settings import EngineSettings
 
-    return EngineSettings(model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
-                          max_input_tokens=max_input_tokens)
+    return EngineSettings(model=model, revision=revision, window=window, chunk_size=chunk_size, chunks=chunks,
+                          threads=threads, max_input_tokens=max_input_tokens,
+                          dtype=None if dtype == "auto" else dtype, device=None if device == "auto" else device)
 
 
 # -- the stderr side --------------------------------------------------------------------------------------------

@@ -68,7 +68,11 @@ def parse_floats(ctx, param, value):
 def common_options(default_lengths: str, full_limit: int | None = 16384):
     def wrap(fn):
         opts = [
-            click.option("-m", "--model", default=None, help="HF folder or .gguf file (default: the embedded SmolLM2)."),
+            click.option("-m", "--model", default=None,
+                         help="Hub id, HF folder or .gguf file (default: the embedded SmolLM2)."),
+            click.option("--revision", default=None, help="Branch, tag or commit of a hub id given with -m."),
+            click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default="auto",
+                         show_default=True, help="Model dtype (auto: float32 on CPU, bfloat16 on CUDA)."),
             click.option("--lengths", default=default_lengths, show_default=True, callback=parse_lengths,
                          help="Prompt lengths in tokens (4096 or 4k)."),
             click.option("--methods", default="full,window,longheads", show_default=True,
@@ -102,7 +106,8 @@ class Setup:
         from longdoc.eval.results import ResultsFile
         from longdoc.settings import EngineSettings
 
-        settings = EngineSettings(model=kw["model"], threads=kw["threads"])  # the methods bring their own configs
+        settings = EngineSettings(model=kw["model"], revision=kw["revision"], threads=kw["threads"],
+                                  dtype=None if kw["dtype"] == "auto" else kw["dtype"])  # methods bring their configs
         settings.apply_threads()
         self.methods = parse_methods(kw["methods"]) if kw["methods"] else []  # [] only where another baseline runs
         self.common = parse_overrides(kw["overrides"])
@@ -116,29 +121,30 @@ class Setup:
             self.lm = settings.load()
             model_config, name = self.lm.model.config, self.lm.name
         else:
-            model_config, name = _model_config(kw["model"]), _model_name(kw["model"])
+            model_config, name = _model_config(kw["model"], kw["revision"]), _model_name(kw["model"], kw["revision"])
         self.model_config = model_config
         configs = {m.label: m.config(model_config, self.common) for m in self.methods}
         config = {"methods": {k: (v.to_dict() if v else None) for k, v in configs.items()}, "lengths": self.lengths,
-                  "seed": kw["seed"], "max_full_length": self.max_full, **extra_config}
+                  "seed": kw["seed"], "max_full_length": self.max_full,
+                  "dtype": kw.get("dtype", "auto"), "revision": kw.get("revision"), **extra_config}
         self.results = ResultsFile(kw["json_path"], task=task, model=name, machine=machine_info(), config=config,
                                    resume=not kw["fresh"])
 
 
-def _model_config(source):
+def _model_config(source, revision=None):
     from transformers import AutoConfig
 
     from longdoc.models import converted_folder, resolve
 
-    kind, path = resolve(source)
+    kind, path = resolve(source, revision)
     return AutoConfig.from_pretrained(converted_folder(path) if kind == "gguf" else path)
 
 
-def _model_name(source):
-    from longdoc.models import resolve
+def _model_name(source, revision=None):
+    from longdoc.models import model_name, resolve
 
-    kind, path = resolve(source)
-    return path.stem if kind == "gguf" else path.name
+    kind, path = resolve(source, revision)
+    return model_name(source, kind, path, revision)
 
 
 def _out():
@@ -477,7 +483,7 @@ def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
     if llama_cpp or (llama_cpp is None and llama_cpp_available() and not shape):
         from longdoc.models import resolve
 
-        kind, path = resolve(kw["model"])
+        kind, path = resolve(kw["model"], kw["revision"])
         if kind != "gguf":
             if llama_cpp:
                 raise ConfigError("--llama-cpp needs a .gguf model (-m file.gguf, or the embedded model).")
@@ -508,6 +514,7 @@ def bench(decode_tokens, shape, device, attn, llama_cpp, timeout, **kw):
                           style="dim", markup=False)
 
     records = run_bench(kw["model"], model_config, s.methods, s.lengths, s.results, decode_tokens=decode_tokens,
+                        revision=kw["revision"], dtype=None if kw["dtype"] == "auto" else kw["dtype"],
                         threads=kw["threads"], common=s.common, max_full_length=s.max_full, shape=shape,
                         device=device, attn=attn, llama_cpp_gguf=gguf, timeout=timeout, on_trial=show)
 

@@ -14,7 +14,7 @@ from longdoc.cli.session import open_session, session_options
 @model_options
 @handle_errors
 def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_max, max_file_size, follow_links, model,
-           window, chunk_size, chunks, threads):
+           window, chunk_size, chunks, threads, revision, dtype, device):
     """Prefill the documents at PATH... and store the result for `ask` and `chat`.
 
     Use the same --model, LongHeads options, --format and --system as the questions that will follow:
@@ -25,6 +25,7 @@ def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_m
     if not store:
         raise ConfigError("`ingest` with --no-store would prefill the document and throw it away: drop --no-store.")
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
+                           revision=revision, dtype=dtype, device=device,
                            password=password, fmt=fmt, system=system, store=True, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max,
                            max_file_size=max_file_size, follow_links=follow_links)

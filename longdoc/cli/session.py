@@ -84,14 +84,16 @@ class CliSession:
 def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None, threads=None, password=None,
                  fmt=prompting.DEFAULT_FORMAT, system=None, store=True, quiet=False, max_input_tokens=None,
                  cache_max=None, max_file_size=None, follow_links=False, reread=REREAD_DEFAULT,
-                 reread_tokens=None, reread_scores=REREAD_SCORES) -> CliSession:
+                 reread_tokens=None, reread_scores=REREAD_SCORES, revision=None, dtype=None,
+                 device=None) -> CliSession:
     limits = {} if max_file_size is None else {"max_input_bytes": parse_size(max_file_size)}
     document = load(list(paths), password=password, follow_links=follow_links, **limits)
     for path, reason in document.skipped[:SHOWN_SKIPS]:
         warn(f"skipped {path}: {reason}", quiet)
     if len(document.skipped) > SHOWN_SKIPS:
         warn(f"... and {len(document.skipped) - SHOWN_SKIPS} more skipped (all of them: --json)", quiet)
-    engine = engine_settings(model, window, chunk_size, chunks, threads, max_input_tokens=max_input_tokens).build()
+    engine = engine_settings(model, window, chunk_size, chunks, threads, max_input_tokens=max_input_tokens,
+                             revision=revision, dtype=dtype, device=device).build()
     doc = DocumentSession(engine, document, fmt=fmt, system=system, store=Store(max_bytes=cache_max) if store else None,
                           reread=reread, reread_tokens=reread_tokens, reread_scores=reread_scores)
     return CliSession(doc, quiet)

@@ -20,7 +20,7 @@ from longdoc.cli.session import open_session, session_options, usage_line
 @handle_errors
 def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
          max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads,
-         **decoding):
+         revision, dtype, device, **decoding):
     """Answer QUESTION and draw, for every layer and head, the chunks it selected while answering, with the
     page / file boundaries marked (the LongHeads paper's Figure 5)."""
     import os
@@ -29,6 +29,7 @@ def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, 
     from longdoc.qa.figure import render
 
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
+                           revision=revision, dtype=dtype, device=device,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max,
                            max_file_size=max_file_size, follow_links=follow_links,

@@ -123,7 +123,8 @@ def _load(spec: dict):
         return model.eval()
     from ..settings import EngineSettings
 
-    return EngineSettings(model=spec.get("model"), device=spec.get("device")).load().model
+    return EngineSettings(model=spec.get("model"), revision=spec.get("revision"), dtype=spec.get("dtype"),
+                          device=spec.get("device")).load().model
 
 
 def _sync(device) -> None:
@@ -161,6 +162,7 @@ def run_bench(model_source: str | None, model_config, methods: list[Method], len
               results: ResultsFile, *, decode_tokens: int = 16, threads: int | None = None, common: dict | None = None,
               max_full_length: int | None = None, shape: str | None = None, device: str | None = None,
               attn: str = "sdpa", llama_cpp_gguf: str | None = None, timeout: float | None = None,
+              revision: str | None = None, dtype: str | None = None,
               on_trial: Callable[[dict], None] | None = None) -> list[dict]:
     """Measure every method at every length (shortest first), saving after each; return records with ratios."""
     configs = checked_configs(methods, model_config, common)
@@ -179,7 +181,8 @@ def run_bench(model_source: str | None, model_config, methods: list[Method], len
                 results.set_results(table(results.trials))
                 continue
             key = dict(method=label, config_id=config_id(cfg), length=length, depth=None, trial=0, seed=0)
-            spec = {"model": model_source, "shape": shape, "device": device, "attn": attn, "length": length,
+            spec = {"model": model_source, "revision": revision, "dtype": dtype, "shape": shape, "device": device,
+                    "attn": attn, "length": length,
                     "decode_tokens": decode_tokens, "threads": threads, "seed": 0,
                     "config": cfg.to_dict() if cfg is not None else None}
             if label == "llama.cpp":

@@ -31,15 +31,17 @@ class EngineFields(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
 
-    model: str | None = Field(default=None, description="None: the embedded SmolLM2-135M-Instruct; else a local "
-                                                        "Hugging Face folder or a .gguf file")
+    model: str | None = Field(default=None, description="None: the embedded SmolLM2-135M-Instruct; else a Hugging "
+                                                        "Face Hub id (org/name), a local folder or a .gguf file")
+    revision: str | None = Field(default=None, description="branch, tag or commit of a hub id (None: main)")
     chunk_size: int | None = Field(default=None, description="LongHeads chunk size l in tokens (None: per model)")
     chunks: int | None = Field(default=None, description="LongHeads chunks per head K (None: per model)")
     window: int | None = Field(default=None, description="attention window chunk_size x chunks (any two of three)")
     longheads: bool = Field(default=True, description="False: plain full attention (up to the trained length)")
     threads: int | None = Field(default=None, description="torch CPU threads (None: leave torch's setting)")
-    dtype: str | None = Field(default=None, description="float32, bfloat16... (None: fp32 on CPU, bf16 on CUDA)")
-    device: str | None = Field(default=None, description="cpu or cuda (None: cuda when available)")
+    dtype: str | None = Field(default=None, description="auto, float32, bfloat16, float16 (None = auto: fp32 on "
+                                                        "CPU, bf16 on CUDA)")
+    device: str | None = Field(default=None, description="cpu, cuda, cuda:N, mps (None = auto: cuda when available)")
     max_input_tokens: int | None = Field(default=None, description="refuse longer prompts (None: the reach)")
     prefix_slots: int = Field(default=2, description="prefilled prompts the engine keeps for reuse")
 

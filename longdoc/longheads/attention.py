@@ -63,7 +63,8 @@ class Runtime:
             n *= x
         key = (name, like.device)
         buf = self._workspace.get(key)
-        if buf is None or buf.numel() < n or buf.dtype != like.dtype:
+        if (buf is None or buf.numel() < n or buf.dtype != like.dtype
+                or buf.is_inference() != torch.is_inference_mode_enabled()):  # inference tensors stay inside it
             pin = like.device.type == "cpu" and like.is_pinned()
             buf = torch.empty(n, dtype=like.dtype, device=like.device, pin_memory=pin)
             self._workspace[key] = buf
@@ -305,12 +306,11 @@ def _slot_rotated_attention(rt: Runtime, q, kg, vg, shift, n_far: int, r, scale:
 def rotate_inplace(rt: Runtime, x: torch.Tensor, shifts: torch.Tensor) -> None:
     """x (..., d) rotated in place by `shifts` positions (broadcast over x's leading dims), on the two halves
     directly: no rotate_half concatenation, no fresh full-size tensors."""
-    h = x.shape[-1] // 2
-    cos, sin = rt.rope.cos_sin(shifts, x.dtype, x.device)  # (..., d) with repeated halves
+    h = rt.rope.rotary_dim // 2  # d // 2 unless the model rotates only part of the head dim (rope.py)
+    cos, sin = rt.rope.cos_sin(shifts, x.dtype, x.device)  # (..., rotary_dim) with repeated halves
     cos, sin = cos[..., :h], sin[..., :h]
-    x1, x2 = x[..., :h], x[..., h:]
-    tmp = rt.workspace("rot_tmp", x1.shape, x)
-    tmp.copy_(x1)
+    x1, x2 = x[..., :h], x[..., h : 2 * h]
+    tmp = x1.clone() if _autograd(x) else rt.workspace("rot_tmp", x1.shape, x).copy_(x1)
     x1.mul_(cos).addcmul_(x2, sin, value=-1)  # x1 cos - x2 sin
     x2.mul_(cos).addcmul_(tmp, sin)  # x2 cos + x1 sin
 
@@ -323,11 +323,21 @@ def gather_chunks(k_chunks, v_chunks, idx, n_heads, rt: Runtime | None = None):
     base = (torch.arange(B, device=idx.device)[:, None] * Hk + kv_head[None, :]) * N  # (B, Hq)
     flat = (base[:, :, None, None] + idx).reshape(-1)
     shape = (flat.numel(), l, d)
+    if _autograd(k_chunks) or _autograd(v_chunks):  # out= is not differentiable; fresh tensors instead
+        kg = torch.index_select(k_chunks.reshape(B * Hk * N, l, d), 0, flat)
+        vg = torch.index_select(v_chunks.reshape(B * Hk * N, l, d), 0, flat)
+        return kg.view(*idx.shape, l, d), vg.view(*idx.shape, l, d)
     kg = rt.workspace("kg", shape, k_chunks) if rt else k_chunks.new_empty(shape)
     vg = rt.workspace("vg", shape, v_chunks) if rt else v_chunks.new_empty(shape)
     torch.index_select(k_chunks.reshape(B * Hk * N, l, d), 0, flat, out=kg)
     torch.index_select(v_chunks.reshape(B * Hk * N, l, d), 0, flat, out=vg)
     return kg.view(*idx.shape, l, d), vg.view(*idx.shape, l, d)
+
+
+def _autograd(x: torch.Tensor) -> bool:
+    """Is autograd recording ops on x? (a forward outside no_grad/inference_mode: the reusable workspaces and
+    out= kernels are skipped so the forward stays differentiable)"""
+    return torch.is_grad_enabled() and x.requires_grad
 
 
 def _summarize_completed(rt: Runtime, layer: LongHeadsLayer, q, P: int, scale: float) -> None:

@@ -145,9 +145,16 @@ def window_config(chunk_size: int, window: int, **overrides) -> LongHeadsConfig:
 
 
 def trained_length(model_config) -> int:
+    """Tokens the model was trained on: max_position_embeddings, or for a length-dependent RoPE (dynamic NTK,
+    LongRoPE: their unscaled frequencies, which LongHeads pins, longheads/rope.py) the original length."""
     n = getattr(model_config, "max_position_embeddings", None)
     if not n:
         raise ConfigError("The model config has no max_position_embeddings: set it to the length it was trained on.")
+    rope = getattr(model_config, "rope_parameters", None) or getattr(model_config, "rope_scaling", None) or {}
+    if isinstance(rope, dict) and rope.get("rope_type") in ("dynamic", "longrope"):
+        original = rope.get("original_max_position_embeddings") or getattr(model_config, "original_max_position_embeddings", None)
+        if original:
+            n = min(int(n), int(original))
     return int(n)
 
 

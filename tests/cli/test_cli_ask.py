@@ -144,7 +144,8 @@ def test_chat_answers_each_line_until_exit_and_keeps_the_conversation(cli_run, z
 def test_models_lists_the_embedded_model_and_given_folders(cli_run, tiny_model_dir, tmp_path):
     result = cli_run("models", tiny_model_dir, model=False)
     assert result.exit_code == 0
-    assert "smollm2 (default)" in result.stdout and "hf llama, 2 layers" in result.stdout
+    rows = [line.split()[0] for line in result.stdout.splitlines()[1:]]
+    assert rows[0] == "smollm2" and "(default)" in result.stdout and "hf llama, 2 layers" in result.stdout
     bad = cli_run("models", tmp_path / "nothing", model=False)
     assert bad.exit_code == 4 and bad.stderr.startswith("Error: No model at")
 
