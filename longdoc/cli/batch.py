@@ -27,7 +27,7 @@ from longdoc.cli.common import handle_errors, model_options
 @model_options
 @handle_errors
 def batch(jobs_file, out, ray_address, workers, cpus_per_worker, max_tokens, cite, store_dir, no_store, quiet, model,
-          window, chunk_size, chunks, threads):
+          window, chunk_size, chunks, threads, revision, dtype, device):
     """Answer every job of JOBS_FILE (one JSON object per line: {"document": PATH or [PATHS], "question": ...,
     "id": optional}) into --out, a line per job as it finishes. Rerun to finish an interrupted run: finished
     jobs are skipped.
@@ -46,7 +46,8 @@ def batch(jobs_file, out, ray_address, workers, cpus_per_worker, max_tokens, cit
     jobs = read_jobs(jobs_file)
     if model is not None and os.path.exists(model):
         model = os.path.abspath(model)  # workers resolve it on their own machines
-    engine = engine_settings(model, window, chunk_size, chunks, threads).to_dict()
+    engine = engine_settings(model, window, chunk_size, chunks, threads, revision=revision, dtype=dtype,
+                             device=device).to_dict()
     settings = BatchSettings(engine=engine, store_dir="" if no_store else (os.path.abspath(store_dir) if store_dir else None),
                              max_tokens=max_tokens, cite=cite)
     todo = len(pending(jobs, out))

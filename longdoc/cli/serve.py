@@ -38,7 +38,7 @@ from longdoc.cli.common import handle_errors, model_options
 @handle_errors
 def serve(host, port, api_key, names, max_request_size, max_document_size, max_document_tokens, max_queue,
           max_tokens, documents_dir, store_dir, no_store, drain_timeout, log_level, model, window, chunk_size,
-          chunks, threads):
+          chunks, threads, revision, dtype, device):
     """Serve the model over the OpenAI API: POST /v1/chat/completions and /v1/completions (streaming or not),
     GET /v1/models and /health; upload documents once with POST /v1/longdoc/documents; a web page at /.
 
@@ -59,7 +59,8 @@ def serve(host, port, api_key, names, max_request_size, max_document_size, max_d
                              store_dir="" if no_store else store_dir, drain_s=drain_timeout)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         warn(f"listening on {host} without --api-key: anyone who can reach this port can use the model")
-    engine = engine_settings(model, window, chunk_size, chunks, threads).build()
+    engine = engine_settings(model, window, chunk_size, chunks, threads, revision=revision, dtype=dtype,
+                             device=device).build()
     try:
         run(engine, settings, log_level=log_level)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after draining: a normal way to stop a server
