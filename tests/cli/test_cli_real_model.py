@@ -57,6 +57,6 @@ def test_the_hub_corrected_reread_answers_from_the_page_holding_it(real, report)
     result = real("ask", report, "What is the capital of Zorbia?", "--reread", "--cite", "--json", "--max-tokens", "16")
     assert result.exit_code == 0, result.output
     obj = json.loads(result.stdout)
-    assert "Quill" in obj["answer"]  # without the hub correction the votes went to page 1 and it said "Zorbia"
+    assert "Quill" in obj["answer"]  # uncorrected selection votes went to page 1 and it said "Zorbia"
     assert obj["reread"]["tokens"] <= 512 and obj["reread"]["chunks"]
     assert any(c["source"].endswith("p. 4") for c in obj["citations"])  # the page holding the answer was read
