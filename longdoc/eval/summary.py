@@ -244,24 +244,24 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Markdown table of run_summary rows, one line per length x method x reader: documents, mean section
-    coverage, sections the heads read, ROUGE-1 recall of the headings, answer tokens, answers that repeated a
-    sentence (with the 95% Wilson interval) and answers cut at the token limit."""
+    """Markdown table of run_summary rows, one line per method x reader (documents differ in length: their mean is
+    shown): documents, mean section coverage, sections the heads read, ROUGE-1 recall of the headings, answer
+    tokens, answers that repeated a sentence (with the 95% Wilson interval) and answers cut at the token limit."""
     from .suite import wilson
 
     cells: dict[tuple, list[dict]] = {}
     for t in rows:
-        cells.setdefault((t["length"], t["method"], t["reader"]), []).append(t)
-    lines = ["| tokens | method | reader | documents | coverage | heads' sections | ROUGE-1 (headings) | answer tokens "
-             "| repeated [95% CI] | hit the limit |", "|---:|---|---|---:|---:|---:|---:|---:|---|---:|"]
-    for (length, method, reader), ts in sorted(cells.items()):
+        cells.setdefault((t["method"], t["reader"]), []).append(t)
+    lines = ["| method | reader | documents | mean tokens | coverage | heads' sections | ROUGE-1 (headings) "
+             "| answer tokens | repeated [95% CI] | hit the limit |", "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for (method, reader), ts in sorted(cells.items()):
         n = len(ts)
         mean = lambda key: sum(t.get(key) or 0 for t in ts) / n  # noqa: E731
         rep = sum(bool(t.get("repeated")) for t in ts)
         lo, hi = wilson(rep, n)
         heads = [t["heads_sections"] / t["sections"] for t in ts if t.get("heads_sections") is not None]
-        lines.append(f"| {length} | `{method}` | {reader} | {n} | {mean('coverage'):.2f} | "
-                     f"{(sum(heads) / len(heads)) if heads else float('nan'):.2f} | {mean('rouge1_headings'):.2f} | "
+        lines.append(f"| `{method}` | {reader} | {n} | {mean('length'):.0f} | {mean('coverage'):.2f} | "
+                     f"{f'{sum(heads) / len(heads):.2f}' if heads else '–'} | {mean('rouge1_headings'):.2f} | "
                      f"{mean('answer_tokens'):.0f} | {rep}/{n} [{lo:.2f}, {hi:.2f}] | "
                      f"{sum(t.get('finish_reason') == 'length' for t in ts)}/{n} |")
     return "\n".join(lines)
