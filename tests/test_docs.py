@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 from pathlib import Path
@@ -76,8 +77,41 @@ def test_python_blocks_run(path, line, code, tiny_model_dir, doc_folder, capsys)
     subs = tiny_substitutions(str(tiny_model_dir))
     for old, new in subs.items():
         code = code.replace(old, new)
-    exec(compile(code, f"{path.name}:{line}", "exec"), {"__name__": "__readme__"})
+    if SERVER in code:  # a client snippet: against the real server on a free port, serving the tiny model
+        with _server(tiny_model_dir, doc_folder) as (url, model, doc_id):
+            code = code.replace(f"http://{SERVER}", url).replace("SmolLM2-135M-Instruct.Q4_1", model)
+            code = code.replace('"doc-…"', repr(doc_id))
+            exec(compile(code, f"{path.name}:{line}", "exec"), {"__name__": "__readme__"})
+    else:
+        exec(compile(code, f"{path.name}:{line}", "exec"), {"__name__": "__readme__"})
     assert capsys.readouterr().out.strip() or "print(" not in code
+
+
+SERVER = "127.0.0.1:8000"  # where the README's client snippets find `longdoc serve`
+
+
+@contextlib.contextmanager
+def _server(tiny_model_dir, folder):
+    """`longdoc serve` on the tiny model (tests/serve/serve_helpers.running), with report.pdf uploaded and a
+    report.txt beside it: (base URL, model id, the uploaded document's id)."""
+    import sys
+
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "tests" / "serve"))
+    from serve_helpers import TINY, running
+
+    from longdoc.serve.settings import ServeSettings
+    from longdoc.settings import EngineSettings
+
+    engine = EngineSettings(model=str(tiny_model_dir), **TINY).build()
+    (folder / "report.txt").write_text("The report was written by the Quillton Harbour Authority.\n\n" * 20)
+    settings = ServeSettings(documents_dir=folder / "documents", store_dir=folder / "store", max_tokens=8)
+    with running(engine, settings) as url:
+        with open(folder / "report.pdf", "rb") as fh:
+            r = httpx.post(f"{url}/v1/longdoc/documents", files={"files": ("report.pdf", fh)}, timeout=120)
+        r.raise_for_status()
+        yield url, engine.name, r.json()["id"]
 
 
 def test_every_substitution_still_matches_the_readme(tiny_model_dir):
@@ -125,9 +159,11 @@ def test_bash_blocks_are_marked_shell_examples_with_valid_commands(path, line, c
     for words in _commands(code):
         if words[0] == "longdoc":
             _parse(words[1:])
-        elif words[0] == "python" and words[1].startswith("examples/"):
+        elif words[0] == "python" and words[1].split("/")[0] in ("examples", "benchmarks", "scripts"):
             assert (ROOT / words[1]).is_file(), words
-        elif words[0] in ("./run.sh", "pip", "apt-get", "cat", "bash"):
+        elif words[0] == "python" and words[1:3] == ["-m", "pytest"]:
+            continue
+        elif words[0] in ("./run.sh", "pip", "apt-get", "cat", "bash", "ray", "curl", "export"):
             assert words[0] != "./run.sh" or words[1] == "test"
         else:
             pytest.fail(f"{path.name}:{line}: no rule for the command {words[0]!r}")
