@@ -106,8 +106,9 @@ class Setup:
         from longdoc.eval.results import ResultsFile
         from longdoc.settings import EngineSettings
 
-        settings = EngineSettings(model=kw["model"], revision=kw["revision"], threads=kw["threads"],
-                                  dtype=None if kw["dtype"] == "auto" else kw["dtype"])  # methods bring their configs
+        dtype = kw.get("dtype")  # commands with their own option set (pdfqa) may not take --revision/--dtype
+        settings = EngineSettings(model=kw["model"], revision=kw.get("revision"), threads=kw["threads"],
+                                  dtype=None if dtype == "auto" else dtype)  # methods bring their configs
         settings.apply_threads()
         self.methods = parse_methods(kw["methods"]) if kw["methods"] else []  # [] only where another baseline runs
         self.common = parse_overrides(kw["overrides"])
@@ -121,7 +122,7 @@ class Setup:
             self.lm = settings.load()
             model_config, name = self.lm.model.config, self.lm.name
         else:
-            model_config, name = _model_config(kw["model"], kw["revision"]), _model_name(kw["model"], kw["revision"])
+            model_config, name = _model_config(kw["model"], kw.get("revision")), _model_name(kw["model"], kw.get("revision"))
         self.model_config = model_config
         configs = {m.label: m.config(model_config, self.common) for m in self.methods}
         config = {"methods": {k: (v.to_dict() if v else None) for k, v in configs.items()}, "lengths": self.lengths,
