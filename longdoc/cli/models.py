@@ -30,7 +30,7 @@ def model_rows(extra: tuple[str, ...] = ()) -> list[tuple[str, str, int, int | N
     if gguf is not None:
         rows.append((DEFAULT_MODEL, "embedded GGUF (default)", gguf.stat().st_size, 8192, str(gguf)))
     else:
-        rows.append((DEFAULT_MODEL, "embedded, fetched on first use", 0, 8192, "run `longdoc models --fetch`"))
+        rows.append((DEFAULT_MODEL, "embedded (default), fetched on first use", 0, 8192, "run `longdoc models --fetch`"))
     for repo_id, folder in _hub_models():
         info = _describe(folder)
         rows.append((repo_id, f"hub {info['type']}", info["size"], info["trained"], str(folder)))
