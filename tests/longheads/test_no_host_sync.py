@@ -11,6 +11,14 @@ from longdoc import LongHeadsCache, LongHeadsConfig, enable_longheads
 from longdoc.generate import decode_one, prefill
 
 from host_sync import HostSyncRecorder
+
+import transformers
+from packaging.version import Version
+
+# transformers before 5.20 wraps its rotary embedding in torch.autocast(device_type=...), which torch refuses for
+# the meta device these tests decode on ("unknown device type for autocast"); CI runs the oldest allowed 5.0 too
+pytestmark = pytest.mark.skipif(Version(transformers.__version__) < Version("5.20"),
+                                reason="this transformers autocasts its rotary embedding on the meta device")
 from tiny_models import make_tiny_llama
 
 CONFIGS = {
