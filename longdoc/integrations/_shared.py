@@ -123,11 +123,17 @@ def block_text(content) -> str:
 
 
 def sampling(max_tokens: int, temperature: float, top_p: float, seed: int | None,
-             stop: Iterable[str] | None) -> "SamplingParams":
+             stop: Iterable[str] | None, *, repetition_penalty: float = 1.0,
+             stop_on_repeat: bool = True, ignore_eos: bool = False) -> "SamplingParams":
+    """SamplingParams of one call of an integration or the server (one place for the mapping).
+    repetition_penalty (> 1 lowers tokens already in the answer) and stop_on_repeat (end at a sentence already
+    said) are longdoc/repetition.py's; ignore_eos decodes past the end-of-sequence token (fixed-length answers, load
+    tests); the defaults are the engine's."""
     from longdoc.generate import SamplingParams
 
     stops = list(dict.fromkeys(s for s in (stop or []) if s))  # dedupe, keep order; "" would stop at once
-    return SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stops)
+    return SamplingParams(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stops,
+                          repetition_penalty=repetition_penalty, stop_on_repeat=stop_on_repeat, ignore_eos=ignore_eos)
 
 
 def cut_at_stop(text: str, stop: Iterable[str] | None) -> str:

@@ -10,6 +10,9 @@ longdoc's additions (the `openai` client sends them with `extra_body=`):
     document: "doc-…"   the id of an uploaded document (POST /v1/longdoc/documents) the messages are about;
                         a content part {"type": "file", "file": {"file_id": "doc-…"}} does the same.
     cite: true          (with a document) add `citations` [{"source", "share", "text"}] to the response.
+    repetition_penalty  > 1 lowers tokens already in the answer (CTRL's penalty, as vLLM takes it; 1.0: off).
+    stop_on_repeat      false: do not end the answer at a sentence it already said (default true).
+    ignore_eos          true: decode past the end-of-sequence token up to max_tokens (as vLLM takes it).
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ class _Sampling(BaseModel):
     frequency_penalty: float = 0.0
     document: str | None = None
     cite: bool = False
+    # decoding extensions in the body, as vLLM's server takes its extra sampling parameters (repetition_penalty,
+    # ignore_eos); stop_on_repeat is longdoc's (longdoc/repetition.py)
+    repetition_penalty: float = Field(default=1.0, gt=0.0)
+    stop_on_repeat: bool = True
+    ignore_eos: bool = False
 
     @field_validator("stop")
     @classmethod
@@ -70,7 +78,9 @@ class _Sampling(BaseModel):
         from longdoc.integrations._shared import sampling
 
         max_tokens = self.max_completion_tokens or self.max_tokens or default_max_tokens
-        return sampling(max_tokens, self.temperature, self.top_p, self.seed, self.stop or [])
+        return sampling(max_tokens, self.temperature, self.top_p, self.seed, self.stop or [],
+                        repetition_penalty=self.repetition_penalty, stop_on_repeat=self.stop_on_repeat,
+                        ignore_eos=self.ignore_eos)
 
     @property
     def include_usage(self) -> bool:

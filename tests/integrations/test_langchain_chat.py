@@ -157,6 +157,21 @@ def test_stop_strings_on_every_path(chat, tiny_params):
     assert "".join(llm.stream("The inventory", stop=[s2])) == raw[: raw.find(s2)]
 
 
+def test_repetition_options_reach_the_engine(chat, tiny_params):
+    """repetition_penalty / stop_on_repeat as fields and per call give the engine's answer with those
+    SamplingParams (longdoc/repetition.py); the penalty changes the greedy answer."""
+    from longdoc.generate import SamplingParams
+
+    q = [HumanMessage(content="the the the the")]  # the tiny model's greedy answer repeats a token
+    ids = chat.engine.chat_ids([{"role": "user", "content": q[0].content}], add_generation_prompt=True)
+    want = "".join(chat.engine.stream(ids, SamplingParams(max_new_tokens=48, repetition_penalty=1.5)))
+    assert want != _greedy(chat, q, max_tokens=48)
+    assert ChatLongDoc(**tiny_params, repetition_penalty=1.5).invoke(q, max_tokens=48).content == want
+    assert _greedy(chat, q, max_tokens=48, repetition_penalty=1.5) == want
+    loose = SamplingParams(max_new_tokens=48, stop_on_repeat=False)
+    assert _greedy(chat, q, max_tokens=48, stop_on_repeat=False) == "".join(chat.engine.stream(ids, loose))
+
+
 def test_temperature_seed_top_p(chat):
     a = chat.invoke(Q, temperature=1.0, seed=7).content
     assert chat.invoke(Q, temperature=1.0, seed=7).content == a
@@ -232,7 +247,7 @@ def test_one_engine_per_model_and_settings(tiny_params):
 def test_cache_keys_change_with_every_setting(tiny_params):
     base = ChatLongDoc(**tiny_params)._get_llm_string()
     for change in ({"chunks": 8}, {"temperature": 0.5}, {"top_p": 0.9}, {"seed": 1}, {"max_tokens": 7},
-                   {"stop": ["x"]}, {"max_input_tokens": 500}):
+                   {"stop": ["x"]}, {"max_input_tokens": 500}, {"repetition_penalty": 1.3}, {"stop_on_repeat": False}):
         assert ChatLongDoc(**{**tiny_params, **change})._get_llm_string() != base, change
 
 

@@ -90,6 +90,17 @@ def test_stop_and_options(llm):
     assert llm.complete("Tell me about the inventory.", max_tokens=3).raw["completion_tokens"] == 3
 
 
+def test_repetition_options_reach_the_engine(llm, tiny_params):
+    from longdoc.generate import SamplingParams
+
+    q = "the the the the"  # the tiny model's greedy answer repeats a token
+    ids = llm.engine.chat_ids([{"role": "user", "content": q}], add_generation_prompt=True)
+    want = "".join(llm.engine.stream(ids, SamplingParams(max_new_tokens=48, repetition_penalty=1.5)))
+    assert want != llm.complete(q, max_tokens=48).text
+    assert llm.complete(q, max_tokens=48, repetition_penalty=1.5).text == want
+    assert LongDocLLM(**tiny_params, max_tokens=48, repetition_penalty=1.5).complete(q).text == want
+
+
 def test_whole_document_engine_one_call_and_reuse(llm, long_text):
     doc = Document(text=long_text, metadata={"file_name": "inventory.pdf", "page_label": "2"})
     engine = WholeDocumentQueryEngine.from_documents([doc], llm=llm)

@@ -58,6 +58,26 @@ def test_openai_streaming_matches_non_streaming_and_reports_usage(base_url, mode
     assert finish == [whole.choices[0].finish_reason]
 
 
+def test_decoding_extensions_in_extra_body(base_url, model_id, tiny_engine):
+    """repetition_penalty / ignore_eos / stop_on_repeat (vLLM's way: in the body) reach the engine: the answer is
+    the engine's own with those SamplingParams, and the penalty changes it."""
+    from openai import OpenAI
+
+    from longdoc.generate import SamplingParams
+
+    client = OpenAI(base_url=base_url + "/v1", api_key="unused", max_retries=0)
+    messages = [{"role": "user", "content": "the the the the"}]  # the tiny model's greedy answer repeats a token
+    extra = {"repetition_penalty": 1.5, "ignore_eos": True, "stop_on_repeat": False}
+    plain = client.chat.completions.create(model=model_id, messages=messages, max_tokens=48, temperature=0)
+    penalised = client.chat.completions.create(model=model_id, messages=messages, max_tokens=48, temperature=0,
+                                               extra_body=extra)
+    assert penalised.usage.completion_tokens == 48 and penalised.choices[0].finish_reason == "length"
+    assert penalised.choices[0].message.content != plain.choices[0].message.content
+    ids = tiny_engine.chat_ids(messages, add_generation_prompt=True)
+    params = SamplingParams(max_new_tokens=48, repetition_penalty=1.5, ignore_eos=True, stop_on_repeat=False)
+    assert "".join(tiny_engine.stream(ids, params)) == penalised.choices[0].message.content
+
+
 def test_openai_async_client(base_url, model_id):
     from openai import AsyncOpenAI
 

@@ -39,6 +39,8 @@ def test_bad_requests(base_url, model_id):
     assert "image_url" in error_of(chat(base_url, {**ok, "messages": [{"role": "user", "content": image}]}), 400)
     assert "max_tokens" in error_of(chat(base_url, {**ok, "max_tokens": 0}), 400)
     assert "temperature" in error_of(chat(base_url, {**ok, "temperature": 5}), 400)
+    assert "repetition_penalty" in error_of(chat(base_url, {**ok, "repetition_penalty": 0}), 400)
+    assert "frequency_penalty" in error_of(chat(base_url, {**ok, "frequency_penalty": 0.5}), 400)
     assert "no document" in error_of(chat(base_url, {**ok, "document": "doc-" + "0" * 24}), 404)
     assert "not a document id" in error_of(chat(base_url, {**ok, "document": "../../etc"}), 404)
     assert "No route" in error_of(httpx.get(base_url + "/v1/nothing"), 404)

@@ -47,7 +47,7 @@ def model_of(url):
 CLIENT = """
 import httpx, sys
 body = {"model": sys.argv[2], "messages": [{"role": "user", "content": sys.argv[3]}], "max_tokens": 100000,
-        "temperature": 0, "stream": True}
+        "temperature": 0, "stream": True, "stop_on_repeat": False, "ignore_eos": True}  # still going when killed
 with httpx.stream("POST", sys.argv[1] + "/v1/chat/completions", json=body, timeout=60) as r:
     for line in r.iter_lines():
         if '"content"' in line:

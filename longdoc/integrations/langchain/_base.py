@@ -13,7 +13,7 @@ from longdoc.integrations._shared import EngineFields, as_document, document_rep
 from longdoc.qa.citations import citation_dicts
 from longdoc.settings import shared_engine
 
-_CALL_OPTIONS = ("max_tokens", "temperature", "top_p", "seed")
+_CALL_OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "repetition_penalty", "stop_on_repeat")
 
 
 class LongDocModel(EngineFields):
@@ -29,6 +29,10 @@ class LongDocModel(EngineFields):
     """Seed for sampling (temperature > 0): the same seed gives the same answer."""
     stop: list[str] | None = None
     """Stop strings: the answer ends before the first one (not included)."""
+    repetition_penalty: float = 1.0
+    """> 1 lowers the logits of tokens already in the answer (CTRL's penalty; 1.0: off)."""
+    stop_on_repeat: bool = True
+    """End the answer at a sentence it already said (longdoc/repetition.py); False: decode to max_tokens/eos."""
 
     document: Any = Field(default=None, exclude=True)
     """A `longdoc.documents.Document` every call is about (set it with `with_document`): the messages are then
@@ -74,6 +78,8 @@ class LongDocModel(EngineFields):
             "top_p": self.top_p,
             "seed": self.seed,
             "stop": self.stop,
+            "repetition_penalty": self.repetition_penalty,
+            "stop_on_repeat": self.stop_on_repeat,
             "document": None if self.document is None else self.document.content_hash(),
             "prompt_format": self.prompt_format,
             "cite": self.cite,
@@ -106,7 +112,8 @@ class LongDocModel(EngineFields):
         opts = {k: kwargs[k] if kwargs.get(k) is not None else getattr(self, k) for k in _CALL_OPTIONS}
         if kwargs.get("max_new_tokens") is not None:
             opts["max_tokens"] = kwargs["max_new_tokens"]
-        return sampling(opts["max_tokens"], opts["temperature"], opts["top_p"], opts["seed"], self._stops(stop))
+        return sampling(opts["max_tokens"], opts["temperature"], opts["top_p"], opts["seed"], self._stops(stop),
+                        repetition_penalty=opts["repetition_penalty"], stop_on_repeat=opts["stop_on_repeat"])
 
     def _pieces(self, turns: list[tuple[str, str]], params, usage, meta: dict) -> Iterator[str]:
         """Text pieces of the answer to chat turns [(role, text)]; the stop strings are applied again to the

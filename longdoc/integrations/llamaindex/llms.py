@@ -48,6 +48,9 @@ class LongDocLLM(EngineFields, CustomLLM):
     top_p: float = Field(default=1.0)
     seed: int | None = Field(default=None)
     stop: list[str] | None = Field(default=None, description="stop strings (the answer ends before them)")
+    repetition_penalty: float = Field(default=1.0, gt=0.0,
+                                      description="> 1 lowers tokens already in the answer (1.0: off)")
+    stop_on_repeat: bool = Field(default=True, description="end the answer at a sentence it already said")
 
     _engine: Any = PrivateAttr(default=None)
 
@@ -88,7 +91,8 @@ class LongDocLLM(EngineFields, CustomLLM):
     def _params(self, kwargs: dict):
         pick = lambda k: kwargs[k] if kwargs.get(k) is not None else getattr(self, k)  # noqa: E731
         stops = [*(self.stop or []), *(kwargs.get("stop") or [])]
-        return sampling(pick("max_tokens"), pick("temperature"), pick("top_p"), pick("seed"), stops)
+        return sampling(pick("max_tokens"), pick("temperature"), pick("top_p"), pick("seed"), stops,
+                        repetition_penalty=pick("repetition_penalty"), stop_on_repeat=pick("stop_on_repeat"))
 
     def _pieces(self, ids: list[int], params, usage) -> Iterator[str]:
         with closing(self._engine.stream(ids, params, usage=usage)) as pieces:

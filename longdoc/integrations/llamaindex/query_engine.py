@@ -92,7 +92,7 @@ class WholeDocumentQueryEngine(CustomQueryEngine):
             from longdoc.errors import ConfigError
 
             raise ConfigError("WholeDocumentQueryEngine reads the whole document with a LongDocLLM: pass llm=LongDocLLM(...).")
-        params = sampling(llm.max_tokens, llm.temperature, llm.top_p, llm.seed, llm.stop)
+        params = llm._params({})
         turns = ([("system", self.system_prompt)] if self.system_prompt else []) + [("user", query_str)]
         return document_reply(llm.engine, self._longdoc_document(), turns, params, fmt=self.prompt_format,
                               store=self.store, cite=self.cite)
