@@ -20,6 +20,8 @@ from .longheads.patch import is_enabled, longheads_config
 from .longheads.plan import ForwardPlan, cache_kwargs
 from .prefix import new_cache
 from .repetition import RepeatGuard, adjust_logits, is_token_loop
+from .threads import DECODE_EVERY
+from .threads import adapt as adapt_threads
 
 ProgressFn = Callable[[int, int], None]  # (tokens done, tokens total)
 
@@ -89,6 +91,7 @@ def prefill(model, cache, input_ids: torch.Tensor, *, block: int | None = None, 
     logits = None
     done = 0
     while done < N:
+        adapt_threads()  # the cores other processes leave free (longdoc/threads.py; nothing unless auto)
         piece = input_ids[:, done : done + block]
         out = model(input_ids=piece, use_cache=True, logits_to_keep=1, **forward_kwargs(model, cache, exact_from, record))
         logits = out.logits[:, -1]
@@ -190,6 +193,8 @@ def decode(model, tokenizer, cache, logits: torch.Tensor, params: SamplingParams
     t1 = time.perf_counter()
     usage.finish_reason = "length"
     for i in range(params.max_new_tokens):
+        if i % DECODE_EVERY == 0:
+            adapt_threads()
         logits = adjust_logits(logits, text.ids, params.repetition_penalty, params.no_repeat_ngram)
         token = sample(logits, params, generator)
         tid = int(token)

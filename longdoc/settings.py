@@ -12,6 +12,7 @@ their defaults (LongHeadsConfig).
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
@@ -30,7 +31,8 @@ class EngineSettings:
         folder or a .gguf file. revision: a branch, tag or commit of a hub id (None: main).
     chunk_size, chunks, window: LongHeads l, K and w = l x K in tokens (the rule above); None: per model.
     longheads: False runs plain full attention (only up to the model's trained length).
-    threads: torch CPU threads (None: leave torch's setting). dtype: "auto" (= None: fp32 on CPU, bf16 on CUDA),
+    threads: torch CPU threads (None: LONGDOC_THREADS, else auto: the cores other processes leave free,
+        re-measured between prefill blocks and decode steps; longdoc/threads.py). dtype: "auto" (= None: fp32 on CPU, bf16 on CUDA),
         "float32", "bfloat16", "float16". device: "cpu", "cuda", "cuda:N", "mps" or "auto" (= None: cuda when
         available). Both are checked when the model loads (ModelError, one line).
     max_input_tokens: refuse longer prompts (None: the engine's reach). prefix_slots: prefilled prompts kept.
@@ -97,11 +99,22 @@ class EngineSettings:
         return config
 
     def apply_threads(self) -> None:
-        """Set torch's CPU threads (the one place longdoc does)."""
-        if self.threads:
-            import torch
+        """Set torch's CPU threads (the one place longdoc does): `threads`, else LONGDOC_THREADS (a number or
+        "auto"), else auto (longdoc/threads.py: the cores other processes leave free, re-measured as it runs).
+        Raises ConfigError for a LONGDOC_THREADS that is neither."""
+        from . import threads as auto
 
-            torch.set_num_threads(self.threads)
+        n = self.threads
+        if n is None:
+            env = os.environ.get("LONGDOC_THREADS", "auto").strip().lower()
+            if env not in ("", "auto"):
+                if not env.isdigit() or int(env) < 1:
+                    raise ConfigError(f"LONGDOC_THREADS={env!r}: set a positive whole number or auto.")
+                n = int(env)
+        if n:
+            auto.use_fixed(n)
+        else:
+            auto.enable_auto()
 
     # -- building ------------------------------------------------------------------------------------------
     def load(self) -> "LoadedModel":

@@ -47,9 +47,12 @@ def pytest_collection_modifyitems(config, items):
 def _isolated_cache(tmp_path_factory):
     """Model conversions go to one session folder (unless LONGDOC_CACHE_DIR is set; the embedded model, when it
     was fetched rather than installed, stays where it is); the environment and torch's thread count are put back
-    afterwards."""
+    afterwards. Threads are fixed (LONGDOC_THREADS), not auto: tests compare two runs bit for bit, and a thread
+    count chosen from the machine's load could change between them (longdoc/threads.py)."""
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
+        if "LONGDOC_THREADS" not in os.environ:
+            mp.setenv("LONGDOC_THREADS", str(min(2, threads)))
         if "LONGDOC_CACHE_DIR" not in os.environ:
             if "LONGDOC_EMBEDDED_DIR" not in os.environ:  # a fetched embedded model is kept across sessions
                 from longdoc.embedded import embedded_dir

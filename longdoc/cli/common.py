@@ -69,7 +69,10 @@ window_option = _opt("--window", type=click.IntRange(min=1), default=None,
 chunk_size_option = _opt("--chunk-size", type=click.IntRange(min=1), default=None, help="Tokens per chunk (default 256).")
 chunks_option = _opt("--chunks", type=click.IntRange(min=1), default=None,
                      help="Chunks every head attends to, first and current included (default 8).")
-threads_option = _opt("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for torch.")
+threads_option = _opt("--threads", type=click.IntRange(min=1), default=None,
+                      help="CPU threads for torch. Default: auto, the cores other processes leave free, re-measured "
+                           "between prefill blocks and decode steps (a fixed count falls off a cliff on a busy "
+                           "machine); env LONGDOC_THREADS sets a number or auto.")
 
 
 MODEL_SOURCE_OPTIONS = ("revision", "dtype", "device")  # passed through to EngineSettings as **source

@@ -83,7 +83,7 @@ def common_options(default_lengths: str, full_limit: int | None = 16384):
             click.option("--chunks", type=int, default=None, help="Shortcut for --set chunks=K."),
             click.option("--max-full-length", type=int, default=full_limit, show_default=True,
                          help="Skip full attention above this length (it is quadratic); 0 = never skip."),
-            click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice)."),
+            click.option("--threads", type=int, default=None, help="torch threads (default: auto, as in ask: the cores other processes leave free)."),
             click.option("--seed", type=int, default=0, show_default=True),
             click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
                          help="Write results here after every measurement; rerunning resumes."),
@@ -314,7 +314,7 @@ def summary(readers, max_new_tokens, trials, haystack, **kw):
 @click.option("--chunk-tokens", type=int, default=256, show_default=True, help="RAG chunk size in model tokens.")
 @click.option("--store/--no-store", default=True, show_default=True,
               help="Keep the document's prefill in the ingest store (a rerun resumes without prefilling again).")
-@click.option("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+@click.option("--threads", type=int, default=None, help="torch threads (default: auto, as in ask: the cores other processes leave free).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write results here after every answer; rerunning resumes.")
 @click.option("--fresh", is_flag=True, help="Ignore results already in --json and measure again.")
