@@ -93,6 +93,10 @@ _SCALE = ".scale"  # the int8 scale of "<i>.keys" is "<i>.keys.scale"
 _FP16_MAX = 65504.0
 
 
+class StoreRangeError(ValueError):
+    """Keys or values that the stored format cannot hold (float16 past +-65504): nothing is stored."""
+
+
 def kv_dtype_setting(value: str | None = None) -> str:
     """The stored format of keys and values: `value`, else env LONGDOC_STORE_DTYPE, else bfloat16.
     ConfigError (one line naming KV_DTYPES) for anything else."""
@@ -127,7 +131,7 @@ def dequantize_int8(q, scale, dtype=None):
 def encode_state(state: dict, kv_dtype: str) -> dict:
     """A cache state dict (LongHeadsCache.state_dict) with its keys and values in the stored format `kv_dtype`
     (float: cast; int8: `quantize_int8`, plus "<name>.scale"). Other tensors as they are. Consumes `state`
-    (each full-precision tensor is dropped once encoded). ValueError: keys or values past float16's range."""
+    (each full-precision tensor is dropped once encoded). StoreRangeError: keys or values past float16's range."""
     import torch
 
     out = {}
@@ -140,7 +144,8 @@ def encode_state(state: dict, kv_dtype: str) -> dict:
         else:
             dtype = getattr(torch, kv_dtype)
             if dtype == torch.float16 and t.numel() and float(t.abs().amax()) > _FP16_MAX:
-                raise ValueError("keys or values exceed float16's range (65504): store them as bfloat16")
+                raise StoreRangeError("keys or values exceed float16's range (65504): store them as bfloat16 "
+                                      "(--store-dtype bfloat16)")
             out[name] = t.to(dtype).contiguous()
     return out
 
@@ -275,7 +280,7 @@ class Store:
         (`encode_state`). Atomic: a whole entry or nothing.
 
         Returns None (and stores nothing) when the entry alone (as stored) is larger than the size cap.
-        ValueError for float16 keys or values past its range (nothing stored; the session says why).
+        StoreRangeError for float16 keys or values past its range (nothing stored; the session says why).
         """
         import torch
         from safetensors.torch import save_file
@@ -426,6 +431,8 @@ def _why_unwritable(root: Path) -> str:
 
 def store_failure(error: BaseException, root: Path) -> str:
     """One line: why an ingest could not be written to the store at `root`."""
+    if isinstance(error, StoreRangeError):  # the folder is fine; the format cannot hold this cache
+        return str(error)
     if isinstance(error, OSError) and error.strerror:
         why = error.strerror.lower()
     else:
