@@ -11,10 +11,11 @@ a new key.
 Stored format of keys and values (`Store(kv_dtype=...)`, env LONGDOC_STORE_DTYPE, CLI --store-dtype; KV_DTYPES):
     bfloat16 (default)  half of float32's bytes; rounding error <= 2^-8 of each element (8-bit significand)
     float16             half of float32's bytes; finer (2^-11), less range (|x| <= 65504, else not stored)
-    float32             the keys and values as a CPU engine computes them: the bytes of format 2, exactly
+    float32             exact: what a CPU engine computes, the tensors of format 2 (a bf16 GPU cache is widened)
     int8                a quarter (+ one float32 scale per token and kv head): per (layer, kv head, token) absmax
                         scale s = max|x| / 127 over the head dimension, x ~ round(x / s) * s, error <= s / 2
-Chunk summaries, pending queries, chunk choices and the prefix ids are stored as they are (about 1% of an entry).
+Chunk summaries, pending queries, chunk choices and the prefix ids are stored as they are (4 MB of an 8k-token
+SmolLM2 entry: 1% in float32, 4% in int8; the pending queries are under one chunk whatever the length).
 Loading converts keys and values back to the engine's compute dtype (float32 on a CPU): the in-memory cache and
 everything after it are as before, only the stored numbers were rounded. The format is a fact of the entry, kept in
 its manifest, not in the key: an entry of another format than the store's setting is a miss (the document is
