@@ -2,10 +2,24 @@
 
 An entry is a folder `cache_dir()/ingests/<key>/` holding
     cache.safetensors   the LongHeadsCache state (keys, values, chunk summaries, pending queries) + the prefix ids
-    manifest.json       token count, sources, sizes, created / last-used times, sha256 of cache.safetensors
+    manifest.json       token count, sources, sizes, created / last-used times, sha256 of cache.safetensors, and
+                        kv_dtype / compute_dtype: how keys and values are stored and what they were computed in
 The key is sha256(document content hash, model, LongHeads settings, prompt format) (`make_key`; the document
 session, longdoc/qa/session.py, is the one caller): anything that changes the prefix tokens or their cache gives
 a new key.
+
+Stored format of keys and values (`Store(kv_dtype=...)`, env LONGDOC_STORE_DTYPE, CLI --store-dtype; KV_DTYPES):
+    bfloat16 (default)  half of float32's bytes; rounding error <= 2^-8 of each element (8-bit significand)
+    float16             half of float32's bytes; finer (2^-11), less range (|x| <= 65504, else not stored)
+    float32             exact: what a CPU engine computes, the tensors of format 2 (a bf16 GPU cache is widened)
+    int8                a quarter (+ one float32 scale per token and kv head): per (layer, kv head, token) absmax
+                        scale s = max|x| / 127 over the head dimension, x ~ round(x / s) * s, error <= s / 2
+Chunk summaries, pending queries, chunk choices and the prefix ids are stored as they are (4 MB of an 8k-token
+SmolLM2 entry: 1% in float32, 4% in int8; the pending queries are under one chunk whatever the length).
+Loading converts keys and values back to the engine's compute dtype (float32 on a CPU): the in-memory cache and
+everything after it are as before, only the stored numbers were rounded. The format is a fact of the entry, kept in
+its manifest, not in the key: an entry of another format than the store's setting is a miss (the document is
+read again and its entry replaced), so one document has one entry.
 
 Safety: an entry is written into a temporary folder and renamed into place (`os.replace`), so a crash or Ctrl-C
 leaves either nothing or a whole entry. Before use, the tensor file's size and sha256 are checked against the
@@ -70,7 +84,95 @@ def parse_size(text: str | int) -> int:
         raise ConfigError(f"Cannot read the size {text!r}: write e.g. 20GB or 500MB.") from None
 
 
-CACHE_FORMAT = 2  # 2: the cache carries the document's chunk choices (its hub prior); older entries are not reused
+CACHE_FORMAT = 3  # 2: the cache carries the document's chunk choices (its hub prior); 3: keys and values in the
+# manifest's kv_dtype (bfloat16 by default; int8 adds a scale tensor per layer). Older entries are not reused.
+
+KV_DTYPES = ("bfloat16", "float16", "float32", "int8")
+DEFAULT_KV_DTYPE = "bfloat16"
+_KV_NAMES = (".keys", ".values")
+_SCALE = ".scale"  # the int8 scale of "<i>.keys" is "<i>.keys.scale"
+_FP16_MAX = 65504.0
+
+
+class StoreRangeError(ValueError):
+    """Keys or values that the stored format cannot hold (float16 past +-65504): nothing is stored."""
+
+
+def kv_dtype_setting(value: str | None = None) -> str:
+    """The stored format of keys and values: `value`, else env LONGDOC_STORE_DTYPE, else bfloat16.
+    ConfigError (one line naming KV_DTYPES) for anything else."""
+    raw = value if value is not None else (os.environ.get("LONGDOC_STORE_DTYPE") or DEFAULT_KV_DTYPE)
+    name = str(raw).strip().lower()
+    if name not in KV_DTYPES:
+        where = "" if value is not None else " (env LONGDOC_STORE_DTYPE)"
+        raise ConfigError(f"Unknown stored KV format {raw!r}{where}: use one of {', '.join(KV_DTYPES)}.")
+    return name
+
+
+def quantize_int8(x):
+    """x (..., d) floating -> (q int8 (..., d), scale float32 (..., 1)): scale = max|x| / 127 over the last
+    dimension (0 for an all-zero row), q = round(x / scale) clipped to [-127, 127]; x ~ q * scale with an error
+    <= scale / 2 per element."""
+    import torch
+
+    x = x.float()
+    scale = x.abs().amax(dim=-1, keepdim=True) / 127.0
+    q = torch.round(x / torch.where(scale > 0, scale, torch.ones_like(scale))).clamp_(-127, 127).to(torch.int8)
+    return q, scale
+
+
+def dequantize_int8(q, scale, dtype=None):
+    """q * scale (the inverse of `quantize_int8`), computed in float32, returned in `dtype` (None: float32)."""
+    import torch
+
+    x = q.to(torch.float32).mul_(scale.to(torch.float32))
+    return x if dtype is None or dtype == torch.float32 else x.to(dtype)
+
+
+def encode_state(state: dict, kv_dtype: str) -> dict:
+    """A cache state dict (LongHeadsCache.state_dict) with its keys and values in the stored format `kv_dtype`
+    (float: cast; int8: `quantize_int8`, plus "<name>.scale"). Other tensors as they are. Consumes `state`
+    (each full-precision tensor is dropped once encoded). StoreRangeError: keys or values past float16's range."""
+    import torch
+
+    out = {}
+    for name in list(state):
+        t = state.pop(name)
+        if not name.endswith(_KV_NAMES):
+            out[name] = t
+        elif kv_dtype == "int8":
+            out[name], out[name + _SCALE] = quantize_int8(t)
+        else:
+            dtype = getattr(torch, kv_dtype)
+            if dtype == torch.float16 and t.numel() and float(t.abs().amax()) > _FP16_MAX:
+                raise StoreRangeError("keys or values exceed float16's range (65504): store them as bfloat16 "
+                                      "(--store-dtype bfloat16)")
+            out[name] = t.to(dtype).contiguous()
+    return out
+
+
+def decode_state(state: dict, kv_dtype: str, dtype=None, device=None) -> dict:
+    """The inverse of `encode_state`: keys and values back in `dtype` (the compute dtype; None: float32) on
+    `device`; chunk summaries and pending queries also cast to `dtype` when it is given. Consumes `state`.
+    KeyError: an int8 entry without its scales."""
+    import torch
+
+    compute = dtype if dtype is not None else torch.float32
+    out = {}
+    for name in [n for n in state if not n.endswith(_SCALE)]:
+        t = state.pop(name)
+        if name.endswith(_KV_NAMES):
+            if kv_dtype == "int8":
+                out[name] = dequantize_int8(t.to(device), state.pop(name + _SCALE).to(device), compute)
+            else:
+                out[name] = t.to(device, compute)
+        elif dtype is not None and t.is_floating_point():
+            out[name] = t.to(device, dtype)
+        else:
+            out[name] = t
+    if state:  # scales without their tensor: not an entry this code wrote
+        raise KeyError(f"unexpected tensors {sorted(state)[:3]}")
+    return out
 
 
 def make_key(content_hash: str, model: str, config: dict | None, prompt_format: str) -> str:
@@ -88,9 +190,12 @@ def file_sha256(path: Path) -> str:
 
 
 class Store:
-    """The folder of stored ingests. `max_bytes`: the size cap (None: env LONGDOC_CACHE_MAX or 20 GB)."""
+    """The folder of stored ingests. `max_bytes`: the size cap (None: env LONGDOC_CACHE_MAX or 20 GB).
+    `kv_dtype`: how keys and values are written, one of KV_DTYPES (None: env LONGDOC_STORE_DTYPE or bfloat16;
+    anything else: ConfigError); entries of another format are not loaded (a miss)."""
 
-    def __init__(self, root: Path | str | None = None, max_bytes: int | str | None = None):
+    def __init__(self, root: Path | str | None = None, max_bytes: int | str | None = None,
+                 kv_dtype: str | None = None):
         if root is None:
             from .models import cache_dir
 
@@ -99,6 +204,7 @@ class Store:
         if max_bytes is None:
             max_bytes = os.environ.get("LONGDOC_CACHE_MAX") or DEFAULT_MAX_BYTES
         self.max_bytes = parse_size(max_bytes)
+        self.kv_dtype = kv_dtype_setting(kv_dtype)
 
     # -- reading ---------------------------------------------------------------------------------------------
     def entries(self) -> list[Entry]:
@@ -119,8 +225,12 @@ class Store:
         manifest = _read_manifest(d) if d.is_dir() else None
         return Entry(key, d, manifest) if manifest is not None else None
 
-    def load(self, key: str, device=None):
-        """(prefix ids, LongHeadsCache) of a verified entry, or None. A damaged entry is removed."""
+    def load(self, key: str, device=None, dtype=None):
+        """(prefix ids, LongHeadsCache) of a verified entry, or None. A damaged entry is removed; an entry in
+        another stored format than `self.kv_dtype` (or of a format before kv_dtype was recorded) is a miss and
+        left for `save` to replace. Keys and values come back in `dtype` (the engine's compute dtype, a
+        torch.dtype; None: the dtype they were computed in, the manifest's compute_dtype) on `device`."""
+        import torch
         from safetensors.torch import load_file
 
         from .longheads.cache import LongHeadsCache
@@ -129,6 +239,8 @@ class Store:
         if entry is None:
             if (self.root / key).exists():  # a folder without a readable manifest: damaged
                 self._remove_path(self.root / key)
+            return None
+        if entry.manifest.get("kv_dtype") != self.kv_dtype:
             return None
         tensors = entry.path / TENSORS
         try:
@@ -141,8 +253,13 @@ class Store:
             return None
         ids = state.pop("prefix_ids").tolist()
         try:
+            if dtype is None:
+                dtype = getattr(torch, str(entry.manifest.get("compute_dtype", "float32")))
+                if not isinstance(dtype, torch.dtype):
+                    raise ValueError(f"not a dtype: {dtype!r}")
+            state = decode_state(state, self.kv_dtype, dtype, device)
             cache = LongHeadsCache.from_state_dict(state, device=device)
-        except (KeyError, ValueError, RuntimeError):
+        except (KeyError, ValueError, RuntimeError, AttributeError, TypeError):
             self.remove(key)
             return None
         self.touch(key)
@@ -160,14 +277,19 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------------------
     def save(self, key: str, ids: list[int], cache, info: dict | None = None) -> Entry | None:
-        """Store `cache` (a prefilled LongHeadsCache of `ids`) under `key`. Atomic: a whole entry or nothing.
+        """Store `cache` (a prefilled LongHeadsCache of `ids`) under `key`, keys and values in `self.kv_dtype`
+        (`encode_state`). Atomic: a whole entry or nothing.
 
-        Returns None (and stores nothing) when the entry alone is larger than the size cap.
+        Returns None (and stores nothing) when the entry alone (as stored) is larger than the size cap.
+        StoreRangeError for float16 keys or values past its range (nothing stored; the session says why).
         """
         import torch
         from safetensors.torch import save_file
 
         state = dict(cache.state_dict())
+        first = state.get("0.keys")
+        compute = str(first.dtype).removeprefix("torch.") if first is not None else "float32"
+        state = encode_state(state, self.kv_dtype)
         state["prefix_ids"] = torch.tensor(ids, dtype=torch.int64)
         estimate = sum(t.numel() * t.element_size() for t in state.values())
         if estimate > self.max_bytes:
@@ -181,7 +303,8 @@ class Store:
             size = (tmp / TENSORS).stat().st_size
             now = time.time()
             manifest = {"key": key, "tokens": len(ids), "tensor_bytes": size, "size_bytes": size,
-                        "sha256": file_sha256(tmp / TENSORS), "created": now, "last_used": now, **(info or {})}
+                        "sha256": file_sha256(tmp / TENSORS), "created": now, "last_used": now, **(info or {}),
+                        "kv_dtype": self.kv_dtype, "compute_dtype": compute}
             _write_json_atomic(tmp / MANIFEST, manifest)
             manifest["size_bytes"] = size + (tmp / MANIFEST).stat().st_size
             _write_json_atomic(tmp / MANIFEST, manifest)
@@ -309,6 +432,8 @@ def _why_unwritable(root: Path) -> str:
 
 def store_failure(error: BaseException, root: Path) -> str:
     """One line: why an ingest could not be written to the store at `root`."""
+    if isinstance(error, StoreRangeError):  # the folder is fine; the format cannot hold this cache
+        return str(error)
     if isinstance(error, OSError) and error.strerror:
         why = error.strerror.lower()
     else:

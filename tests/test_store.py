@@ -1,4 +1,5 @@
-"""The ingest store: atomic writes, checksum-verified loads, LRU eviction, keys; a writer killed mid-write."""
+"""The ingest store: atomic writes, checksum-verified loads, LRU eviction, keys; a writer killed mid-write.
+The stored formats of keys and values (bfloat16, float16, float32, int8): test_store_dtype.py."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def same(a: LongHeadsCache, b: LongHeadsCache) -> bool:
 
 
 def test_save_then_load_round_trips(tmp_path):
-    store = Store(tmp_path)
+    store = Store(tmp_path, kv_dtype="float32")  # exact; the rounded formats: test_store_dtype.py
     cache = fake_cache(48)
     entry = store.save("k1", list(range(48)), cache, {"sources": ["a.pdf"]})
     assert entry.tokens == 48 and entry.manifest["sources"] == ["a.pdf"] and entry.size > 48 * 2 * 2 * 16 * 4
@@ -130,7 +131,7 @@ def test_writer_killed_mid_write_leaves_no_entry_and_the_next_run_rebuilds(tmp_p
     assert proc.returncode == -9, proc.stderr
     leftovers = [p.name for p in tmp_path.iterdir()]
     assert len(leftovers) == 1 and leftovers[0].startswith(".tmp-")  # the half-written folder, never an entry
-    store = Store(tmp_path)
+    store = Store(tmp_path, kv_dtype="float32")
     assert store.entries() == [] and store.load("k") is None
     cache = fake_cache(64)
     store.save("k", [1, 2], cache)

@@ -97,8 +97,8 @@ def cite_text(reply) -> str:
 @model_options
 @handle_errors
 def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread, reread_scores, reread_tokens,
-        no_stream, as_json, password, fmt, system, store, quiet, max_input_tokens, cache_max, max_file_size,
-        follow_links, model, window, chunk_size, chunks, threads, revision, dtype, device, **decoding):
+        no_stream, as_json, password, fmt, system, store, quiet, max_input_tokens, cache_max, store_dtype,
+        max_file_size, follow_links, model, window, chunk_size, chunks, threads, revision, dtype, device, **decoding):
     """Answer QUESTION about the documents at PATH... (PDF, Word, PowerPoint, Excel, HTML, EPUB, notebook, text, a
     directory, or - for standard input).
 
@@ -109,7 +109,7 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            revision=revision, dtype=dtype, device=device,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
-                           max_input_tokens=max_input_tokens, cache_max=cache_max,
+                           max_input_tokens=max_input_tokens, cache_max=cache_max, store_dtype=store_dtype,
                            max_file_size=max_file_size, follow_links=follow_links, reread=reread,
                            reread_tokens=reread_tokens, reread_scores=reread_scores)
     streaming = not (no_stream or as_json)

@@ -29,13 +29,14 @@ def ls():
     if not entries:
         click.echo(f"No stored ingests in {store.root}")
         return
-    click.echo(f"{'KEY':<12}  {'TOKENS':>8}  {'SIZE':>9}  {'LAST USED':<16}  {'MODEL':<14}  SOURCES")
+    click.echo(f"{'KEY':<12}  {'TOKENS':>8}  {'SIZE':>9}  {'FORMAT':<8}  {'LAST USED':<16}  {'MODEL':<14}  SOURCES")
     for e in entries:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         sources = ", ".join(e.manifest.get("sources", []))
         if len(sources) > 60:
             sources = "..." + sources[-57:]
-        click.echo(f"{e.key[:12]:<12}  {e.tokens:>8,}  {human_size(e.size):>9}  {used:<16}  "
+        fmt = str(e.manifest.get("kv_dtype", "old"))[:8]  # "old": written before the format was recorded, not loaded
+        click.echo(f"{e.key[:12]:<12}  {e.tokens:>8,}  {human_size(e.size):>9}  {fmt:<8}  {used:<16}  "
                    f"{str(e.manifest.get('model', '?'))[:14]:<14}  {sources}")
     click.echo(f"{len(entries)} stored, {human_size(store.total_bytes())} of {human_size(store.max_bytes)} "
                f"in {store.root}")

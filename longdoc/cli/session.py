@@ -11,7 +11,7 @@ from longdoc.cli.common import engine_settings, note, prefill_progress, warn
 from longdoc.documents import load
 from longdoc.qa import prompting
 from longdoc.qa.session import REREAD_DEFAULT, REREAD_SCORES, DocumentSession, Ingest
-from longdoc.store import Store, parse_size
+from longdoc.store import KV_DTYPES, Store, parse_size
 
 SHOWN_SKIPS = 20  # skipped files listed on stderr (--json lists all)
 
@@ -27,6 +27,10 @@ max_input_option = click.option("--max-input-tokens", type=click.IntRange(min=1)
                                 help="Refuse prompts longer than this (default: what LongHeads and memory allow).")
 cache_max_option = click.option("--cache-max", default=None, metavar="SIZE",
                                 help="Size cap of stored ingests, e.g. 20GB (env LONGDOC_CACHE_MAX; default 20GB).")
+store_dtype_option = click.option("--store-dtype", type=click.Choice(KV_DTYPES, case_sensitive=False), default=None,
+                                  help="How stored ingests keep keys and values (env LONGDOC_STORE_DTYPE; default "
+                                       "bfloat16, half of float32's size; int8 a quarter). Use the same for ingest "
+                                       "and ask: an entry of another format is read again.")
 max_file_size_option = click.option("--max-file-size", default=None, metavar="SIZE",
                                     help="Largest file read, e.g. 500MB (default 256MB; text files inside a folder: 2MB).")
 follow_links_option = click.option("--follow-links", is_flag=True,
@@ -35,7 +39,8 @@ follow_links_option = click.option("--follow-links", is_flag=True,
 
 def session_options(fn):
     for option in reversed((password_option, format_option, system_option, store_option, quiet_option,
-                            max_input_option, cache_max_option, max_file_size_option, follow_links_option)):
+                            max_input_option, cache_max_option, store_dtype_option, max_file_size_option,
+                            follow_links_option)):
         fn = option(fn)
     return fn
 
@@ -83,7 +88,7 @@ class CliSession:
 
 def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None, threads=None, password=None,
                  fmt=prompting.DEFAULT_FORMAT, system=None, store=True, quiet=False, max_input_tokens=None,
-                 cache_max=None, max_file_size=None, follow_links=False, reread=REREAD_DEFAULT,
+                 cache_max=None, store_dtype=None, max_file_size=None, follow_links=False, reread=REREAD_DEFAULT,
                  reread_tokens=None, reread_scores=REREAD_SCORES, revision=None, dtype=None,
                  device=None) -> CliSession:
     limits = {} if max_file_size is None else {"max_input_bytes": parse_size(max_file_size)}
@@ -92,9 +97,10 @@ def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None
         warn(f"skipped {path}: {reason}", quiet)
     if len(document.skipped) > SHOWN_SKIPS:
         warn(f"... and {len(document.skipped) - SHOWN_SKIPS} more skipped (all of them: --json)", quiet)
+    stored = Store(max_bytes=cache_max, kv_dtype=store_dtype) if store else None  # bad settings: before the model
     engine = engine_settings(model, window, chunk_size, chunks, threads, max_input_tokens=max_input_tokens,
                              revision=revision, dtype=dtype, device=device).build()
-    doc = DocumentSession(engine, document, fmt=fmt, system=system, store=Store(max_bytes=cache_max) if store else None,
+    doc = DocumentSession(engine, document, fmt=fmt, system=system, store=stored,
                           reread=reread, reread_tokens=reread_tokens, reread_scores=reread_scores)
     return CliSession(doc, quiet)
 

@@ -19,8 +19,8 @@ from longdoc.cli.session import open_session, session_options, usage_line
 @model_options
 @handle_errors
 def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, password, fmt, system, store, quiet,
-         max_input_tokens, cache_max, max_file_size, follow_links, model, window, chunk_size, chunks, threads,
-         revision, dtype, device, **decoding):
+         max_input_tokens, cache_max, store_dtype, max_file_size, follow_links, model, window, chunk_size, chunks,
+         threads, revision, dtype, device, **decoding):
     """Answer QUESTION and draw, for every layer and head, the chunks it selected while answering, with the
     page / file boundaries marked (the LongHeads paper's Figure 5)."""
     import os
@@ -31,7 +31,7 @@ def show(paths, question, png, max_tokens, temperature, seed, show_usage, cite, 
     session = open_session(paths, model=model, window=window, chunk_size=chunk_size, chunks=chunks, threads=threads,
                            revision=revision, dtype=dtype, device=device,
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
-                           max_input_tokens=max_input_tokens, cache_max=cache_max,
+                           max_input_tokens=max_input_tokens, cache_max=cache_max, store_dtype=store_dtype,
                            max_file_size=max_file_size, follow_links=follow_links,
                            reread=False)  # the figure is LongHeads' own per-head selections while answering
     reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed, out=sys.stdout,

@@ -72,7 +72,7 @@ def ensure_prefix(engine, prefix_ids: list[int], key: str | None, store: Store |
     usable = store is not None and key is not None and engine.config is not None
     if usable:
         try:
-            found = store.load(key, device=engine.lm.device)
+            found = store.load(key, device=engine.lm.device, dtype=engine.model.dtype)  # the compute dtype
         except OSError:  # an unreadable store folder: read the document instead
             found = None
         if found is not None and found[0] == list(prefix_ids):

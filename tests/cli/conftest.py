@@ -16,6 +16,7 @@ def store_dir(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     monkeypatch.setenv("LONGDOC_CACHE_DIR", str(root))
     monkeypatch.delenv("LONGDOC_CACHE_MAX", raising=False)
+    monkeypatch.delenv("LONGDOC_STORE_DTYPE", raising=False)
     return root / "ingests"
 
 
