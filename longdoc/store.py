@@ -9,8 +9,10 @@ session, longdoc/qa/session.py, is the one caller): anything that changes the pr
 a new key.
 
 Stored format of keys and values (`Store(kv_dtype=...)`, env LONGDOC_STORE_DTYPE, CLI --store-dtype; KV_DTYPES):
-    bfloat16 (default)  half of float32's bytes; rounding error <= 2^-8 of each element (8-bit significand)
-    float16             half of float32's bytes; finer (2^-11), less range (|x| <= 65504, else not stored)
+    float16 (default)   half of float32's bytes; rounding error <= 2^-11 of each element; a cache with a value
+                        past its range (|x| > 65504) is stored in bfloat16 instead (manifest "kv_fallback")
+    bfloat16            half of float32's bytes; coarser (2^-8), float32's range. Measured on the embedded model
+                        (docs/eval/store-size.json): largest logit change 0.011 for float16, 0.40 for bfloat16
     float32             exact: what a CPU engine computes, the tensors of format 2 (a bf16 GPU cache is widened)
     int8                a quarter (+ one float32 scale per token and kv head): per (layer, kv head, token) absmax
                         scale s = max|x| / 127 over the head dimension, x ~ round(x / s) * s, error <= s / 2
@@ -85,10 +87,11 @@ def parse_size(text: str | int) -> int:
 
 
 CACHE_FORMAT = 3  # 2: the cache carries the document's chunk choices (its hub prior); 3: keys and values in the
-# manifest's kv_dtype (bfloat16 by default; int8 adds a scale tensor per layer). Older entries are not reused.
+# manifest's kv_dtype (float16 by default; int8 adds a scale tensor per layer). Older entries are not reused.
 
 KV_DTYPES = ("bfloat16", "float16", "float32", "int8")
-DEFAULT_KV_DTYPE = "bfloat16"
+DEFAULT_KV_DTYPE = "float16"
+FALLBACK = {"float16": "bfloat16"}  # a format past whose range a cache is stored in another
 _KV_NAMES = (".keys", ".values")
 _SCALE = ".scale"  # the int8 scale of "<i>.keys" is "<i>.keys.scale"
 _FP16_MAX = 65504.0
@@ -99,7 +102,7 @@ class StoreRangeError(ValueError):
 
 
 def kv_dtype_setting(value: str | None = None) -> str:
-    """The stored format of keys and values: `value`, else env LONGDOC_STORE_DTYPE, else bfloat16.
+    """The stored format of keys and values: `value`, else env LONGDOC_STORE_DTYPE, else float16.
     ConfigError (one line naming KV_DTYPES) for anything else."""
     raw = value if value is not None else (os.environ.get("LONGDOC_STORE_DTYPE") or DEFAULT_KV_DTYPE)
     name = str(raw).strip().lower()
@@ -151,6 +154,13 @@ def encode_state(state: dict, kv_dtype: str) -> dict:
     return out
 
 
+def fits(state: dict, kv_dtype: str) -> bool:
+    """Do the keys and values of `state` fit the range of `kv_dtype` (only float16 has a narrower one)?"""
+    if kv_dtype != "float16":
+        return True
+    return all(not t.numel() or float(t.abs().amax()) <= _FP16_MAX for n, t in state.items() if n.endswith(_KV_NAMES))
+
+
 def decode_state(state: dict, kv_dtype: str, dtype=None, device=None) -> dict:
     """The inverse of `encode_state`: keys and values back in `dtype` (the compute dtype; None: float32) on
     `device`; chunk summaries and pending queries also cast to `dtype` when it is given. Consumes `state`.
@@ -191,7 +201,7 @@ def file_sha256(path: Path) -> str:
 
 class Store:
     """The folder of stored ingests. `max_bytes`: the size cap (None: env LONGDOC_CACHE_MAX or 20 GB).
-    `kv_dtype`: how keys and values are written, one of KV_DTYPES (None: env LONGDOC_STORE_DTYPE or bfloat16;
+    `kv_dtype`: how keys and values are written, one of KV_DTYPES (None: env LONGDOC_STORE_DTYPE or float16;
     anything else: ConfigError); entries of another format are not loaded (a miss)."""
 
     def __init__(self, root: Path | str | None = None, max_bytes: int | str | None = None,
@@ -240,7 +250,8 @@ class Store:
             if (self.root / key).exists():  # a folder without a readable manifest: damaged
                 self._remove_path(self.root / key)
             return None
-        if entry.manifest.get("kv_dtype") != self.kv_dtype:
+        stored = entry.manifest.get("kv_dtype")
+        if stored != self.kv_dtype and not (stored == FALLBACK.get(self.kv_dtype) and entry.manifest.get("kv_fallback")):
             return None
         tensors = entry.path / TENSORS
         try:
@@ -257,7 +268,7 @@ class Store:
                 dtype = getattr(torch, str(entry.manifest.get("compute_dtype", "float32")))
                 if not isinstance(dtype, torch.dtype):
                     raise ValueError(f"not a dtype: {dtype!r}")
-            state = decode_state(state, self.kv_dtype, dtype, device)
+            state = decode_state(state, stored, dtype, device)
             cache = LongHeadsCache.from_state_dict(state, device=device)
         except (KeyError, ValueError, RuntimeError, AttributeError, TypeError):
             self.remove(key)
@@ -281,7 +292,8 @@ class Store:
         (`encode_state`). Atomic: a whole entry or nothing.
 
         Returns None (and stores nothing) when the entry alone (as stored) is larger than the size cap.
-        StoreRangeError for float16 keys or values past its range (nothing stored; the session says why).
+        float16 keys or values past its range are stored in bfloat16 (manifest kv_dtype "bfloat16",
+        kv_fallback true), which a float16 store loads.
         """
         import torch
         from safetensors.torch import save_file
@@ -289,7 +301,10 @@ class Store:
         state = dict(cache.state_dict())
         first = state.get("0.keys")
         compute = str(first.dtype).removeprefix("torch.") if first is not None else "float32"
-        state = encode_state(state, self.kv_dtype)
+        kv_dtype = self.kv_dtype
+        if kv_dtype in FALLBACK and not fits(state, kv_dtype):
+            kv_dtype = FALLBACK[kv_dtype]
+        state = encode_state(state, kv_dtype)
         state["prefix_ids"] = torch.tensor(ids, dtype=torch.int64)
         estimate = sum(t.numel() * t.element_size() for t in state.values())
         if estimate > self.max_bytes:
@@ -304,7 +319,8 @@ class Store:
             now = time.time()
             manifest = {"key": key, "tokens": len(ids), "tensor_bytes": size, "size_bytes": size,
                         "sha256": file_sha256(tmp / TENSORS), "created": now, "last_used": now, **(info or {}),
-                        "kv_dtype": self.kv_dtype, "compute_dtype": compute}
+                        "kv_dtype": kv_dtype, "compute_dtype": compute,
+                        **({"kv_fallback": True} if kv_dtype != self.kv_dtype else {})}
             _write_json_atomic(tmp / MANIFEST, manifest)
             manifest["size_bytes"] = size + (tmp / MANIFEST).stat().st_size
             _write_json_atomic(tmp / MANIFEST, manifest)

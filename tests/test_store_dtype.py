@@ -20,7 +20,7 @@ from longdoc.errors import ConfigError
 from longdoc.generate import decode_one, prefill
 from longdoc.longheads.cache import LongHeadsCache
 from longdoc.prefix import new_cache
-from longdoc.store import KV_DTYPES, Store, dequantize_int8, quantize_int8
+from longdoc.store import KV_DTYPES, Store, dequantize_int8, encode_state, quantize_int8
 
 CFG = LongHeadsConfig(chunk_size=64, chunks=4)  # window 256 = the tiny model's trained length
 DOC_LEN = 10 * 64 + 4  # ends 4 tokens into a chunk: the pending queries (a fixed cost, < one chunk) stay small
@@ -84,8 +84,8 @@ def answer(model, cache, forced: list[int] | None = None) -> tuple[list[int], to
 
 # -- the setting ---------------------------------------------------------------------------------------------
 def test_the_setting_default_env_and_bad_values(tmp_path, monkeypatch):
-    assert Store(tmp_path).kv_dtype == "bfloat16"
-    assert Store(tmp_path, kv_dtype="Float16").kv_dtype == "float16"
+    assert Store(tmp_path).kv_dtype == "float16"
+    assert Store(tmp_path, kv_dtype="BFloat16").kv_dtype == "bfloat16"
     monkeypatch.setenv("LONGDOC_STORE_DTYPE", "int8")
     assert Store(tmp_path).kv_dtype == "int8" and Store(tmp_path, kv_dtype="float32").kv_dtype == "float32"
     for bad, where in (({"kv_dtype": "fp8"}, "'fp8'"), ({}, "'int4' (env LONGDOC_STORE_DTYPE)")):
@@ -159,13 +159,17 @@ def test_int8_scales_are_per_row_not_per_chunk():
     assert not bool(zero_q.any()) and not bool(dequantize_int8(zero_q, zero_scale).isnan().any())
 
 
-def test_float16_past_its_range_is_not_stored(tmp_path):
+def test_float16_past_its_range_is_stored_in_bfloat16(tmp_path):
     state = copy_state_with_big_value()
+    with pytest.raises(ValueError, match="float16's range"):  # the encoder alone refuses it
+        encode_state(dict(state.state_dict()), "float16")
     store = Store(tmp_path, kv_dtype="float16")
-    with pytest.raises(ValueError, match="float16's range"):
-        store.save("k", [1, 2], state)
-    assert list(tmp_path.iterdir()) == []  # nothing half-written
-    assert Store(tmp_path, kv_dtype="bfloat16").save("k", [1, 2], state) is not None
+    entry = store.save("k", [1, 2], state)
+    assert entry.manifest["kv_dtype"] == "bfloat16" and entry.manifest["kv_fallback"] is True
+    ids, back = store.load("k")
+    assert ids == [1, 2] and float(back.layers[0].keys[0, 0, 3, 5]) == 1e5 // 512 * 512  # bf16 of 1e5: 99840
+    assert Store(tmp_path, kv_dtype="bfloat16").load("k") is not None  # it is a bfloat16 entry
+    assert Store(tmp_path, kv_dtype="int8").load("k") is None
 
 
 def copy_state_with_big_value() -> LongHeadsCache:
@@ -269,7 +273,7 @@ def test_loading_converts_to_the_asked_compute_dtype(tmp_path, live):
     assert torch.equal(layer.keys, live.layers[0].keys.to(torch.bfloat16))
 
 
-def test_a_session_answers_the_same_from_a_stored_bfloat16_ingest(tiny_model_dir, tmp_path):
+def test_a_session_answers_the_same_from_a_stored_default_format_ingest(tiny_model_dir, tmp_path):
     """The real path (DocumentSession -> ensure_prefix -> Store.load(dtype=the engine's)) with the real tokenizer
     and prompt frame: the second session loads the default-format ingest and answers token for token the same."""
     from longdoc.engine import Engine
@@ -288,5 +292,5 @@ def test_a_session_answers_the_same_from_a_stored_bfloat16_ingest(tiny_model_dir
         reused.append(session.ingest.reused)
         assert reply.usage.completion_tokens == 8
     entry = Store(tmp_path).entries()[0]
-    assert entry.manifest["kv_dtype"] == "bfloat16" and entry.tokens > 64  # past the window: LongHeads reads it
+    assert entry.manifest["kv_dtype"] == "float16" and entry.tokens > 64  # past the window: LongHeads reads it
     assert reused == [False, True] and answers[0] == answers[1] and answers[0].strip()

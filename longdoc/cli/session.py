@@ -29,8 +29,9 @@ cache_max_option = click.option("--cache-max", default=None, metavar="SIZE",
                                 help="Size cap of stored ingests, e.g. 20GB (env LONGDOC_CACHE_MAX; default 20GB).")
 store_dtype_option = click.option("--store-dtype", type=click.Choice(KV_DTYPES, case_sensitive=False), default=None,
                                   help="How stored ingests keep keys and values (env LONGDOC_STORE_DTYPE; default "
-                                       "bfloat16, half of float32's size; int8 a quarter). Use the same for ingest "
-                                       "and ask: an entry of another format is read again.")
+                                       "float16, half of float32's size (bfloat16 for a cache past float16's range); int8 a "
+                                       "quarter). Use the same for ingest and ask: an entry of another format is "
+                                       "read again.")
 max_file_size_option = click.option("--max-file-size", default=None, metavar="SIZE",
                                     help="Largest file read, e.g. 500MB (default 256MB; text files inside a folder: 2MB).")
 follow_links_option = click.option("--follow-links", is_flag=True,

@@ -21,9 +21,9 @@ def test_ingest_in_int8_then_ask_in_int8_reuses_and_the_default_replaces_it(cli_
     assert ls[0].split()[3] == "FORMAT" and ls[1].split()[4] == "int8"  # KEY TOKENS SIZE (2 words) FORMAT
     same = ask_json(cli_run, zorbia, "Q?", "--store-dtype", "int8")
     assert same["usage"]["ingest"]["reused"] is True
-    default = ask_json(cli_run, zorbia, "Q?")  # bfloat16: another format, read again and stored over it
+    default = ask_json(cli_run, zorbia, "Q?")  # float16: another format, read again and stored over it
     assert default["usage"]["ingest"]["reused"] is False and default["usage"]["ingest"]["stored"] is True
-    assert manifest(store_dir)["kv_dtype"] == "bfloat16"
+    assert manifest(store_dir)["kv_dtype"] == "float16"
     assert ask_json(cli_run, zorbia, "Q?")["usage"]["ingest"]["reused"] is True
 
 
@@ -46,11 +46,10 @@ def test_bad_values_are_one_line_naming_the_allowed_ones(cli_run, zorbia, store_
     assert entries(store_dir) == []
 
 
-def test_float16_past_its_range_is_not_stored_and_ask_still_answers(cli_run, zorbia, store_dir, monkeypatch):
+def test_float16_past_its_range_is_stored_in_bfloat16_and_reused(cli_run, zorbia, store_dir, monkeypatch):
     monkeypatch.setattr("longdoc.store._FP16_MAX", 1e-3)  # as if the model's keys reached past 65504
     result = cli_run("ingest", zorbia, "--store-dtype", "float16")
-    assert result.exit_code == 2 and result.stderr == ("Error: Not stored: keys or values exceed float16's range "
-                                                       "(65504): store them as bfloat16 (--store-dtype bfloat16)\n")
+    assert result.exit_code == 0, result.stderr
+    assert manifest(store_dir)["kv_dtype"] == "bfloat16" and manifest(store_dir)["kv_fallback"] is True
     answer = ask_json(cli_run, zorbia, "Q?", "--store-dtype", "float16")
-    assert answer["answer"] and answer["usage"]["ingest"]["not_stored"].startswith("keys or values exceed float16")
-    assert entries(store_dir) == []
+    assert answer["answer"] and answer["usage"]["ingest"]["reused"] is True  # the fallback entry is a hit
