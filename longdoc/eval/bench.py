@@ -89,6 +89,7 @@ def measure_llama_cpp(spec: dict) -> dict:
     """llama.cpp full attention on the same GGUF (llama-cpp-python), for comparison."""
     import random
 
+    import llama_cpp
     from llama_cpp import Llama
 
     L, n_dec = spec["length"], spec["decode_tokens"]
@@ -97,15 +98,24 @@ def measure_llama_cpp(spec: dict) -> dict:
     load_mem = _peak_mb(None)
     rng = random.Random(spec.get("seed", 0))
     ids = [rng.randrange(100, llm.n_vocab() - 100) for _ in range(L)]
+    ctx = llm._ctx.ctx  # llama.cpp's own counters (prompt eval, eval) read through its C API
+    llama_cpp.llama_perf_context_reset(ctx)
     t0 = time.perf_counter()
     llm.eval(ids)
+    llama_cpp.llama_synchronize(ctx)  # eval queues the work; its counters are closed here
     t1 = time.perf_counter()
     for _ in range(n_dec):
         llm.eval([rng.randrange(100, llm.n_vocab() - 100)])
+        llama_cpp.llama_synchronize(ctx)
     decode_s = (time.perf_counter() - t1) / max(n_dec, 1)
+    perf = llama_cpp.llama_perf_context(ctx)
+    own = {"llama_prompt_eval_s": round(perf.t_p_eval_ms / 1000, 3), "llama_prompt_tokens": int(perf.n_p_eval),
+           "llama_eval_ms_per_token": round(perf.t_eval_ms / max(int(perf.n_eval), 1), 2),
+           "llama_eval_tokens": int(perf.n_eval)}
     return {"prefill_s": round(t1 - t0, 3), "decode_s_per_token": round(decode_s, 5),
             "peak_mem_mb": round(_peak_mb(None), 1), "load_mem_mb": round(load_mem, 1),
-            "prefill_tokens_per_s": round(L / (t1 - t0), 1), "device": "cpu", "mem_kind": "rss_high_water"}
+            "prefill_tokens_per_s": round(L / (t1 - t0), 1), "device": "cpu", "mem_kind": "rss_high_water",
+            "threads": spec.get("threads") or os.cpu_count(), **own}
 
 
 def _load(spec: dict):
