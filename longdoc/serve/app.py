@@ -22,7 +22,6 @@ the answer as JSON, or as `data: {chunk}` events ending with `data: [DONE]`.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import io
 import json
 import logging
@@ -44,6 +43,7 @@ from longdoc.serve import errors as api_errors
 from longdoc.serve import protocol
 from longdoc.serve.errors import APIError, error_body, error_response
 from longdoc.serve.gate import Gate, QueueFull
+from longdoc.serve.guard import Guard
 from longdoc.serve.library import Library, TooLarge, UnknownDocument
 from longdoc.serve.prompts import chat_prompt, completion_prompt, message_parts
 from longdoc.serve.settings import ServeSettings
@@ -228,54 +228,6 @@ def page_texts(document) -> dict[str, str]:
     for span in document.spans:
         out.setdefault(source_label(document, span), []).append(document.text[span.start:span.end])
     return {k: "".join(v) for k, v in out.items()}
-
-
-# -- the ASGI guard: API key and body size, before anything reads the body ---------------------------------------
-class Guard:
-    """ASGI middleware: 401 for /v1/* without the right `Authorization: Bearer KEY` (hmac.compare_digest:
-    constant time), 413 for a body over `max_bytes` (from Content-Length before reading, else while reading)."""
-
-    def __init__(self, app, api_key: str | None, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-        self.key = api_key.encode() if api_key else None
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
-        if self.key is not None and scope["path"].startswith("/v1"):
-            given = headers.get("authorization", b"")
-            token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
-            if not given:
-                return await _send(send, 401, "Missing API key: send the header Authorization: Bearer KEY.",
-                                   "missing_api_key")
-            if not hmac.compare_digest(token, self.key):
-                return await _send(send, 401, "Incorrect API key: send the key the server was started with "
-                                              "(--api-key).", "invalid_api_key")
-        length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await _send(send, 413, f"The request body is {int(length):,} bytes; this server takes at most "
-                                          f"{self.max_bytes:,} (--max-request-size).", "request_too_large")
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise HTTPException(413, f"The request body is over {self.max_bytes:,} bytes, the most this "
-                                             "server takes (--max-request-size).")
-            return message
-
-        return await self.app(scope, counted, send)
-
-
-async def _send(send, status: int, message: str, code: str) -> None:
-    body = json.dumps(error_body(status, message, code)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def sse(data) -> str:
