@@ -138,6 +138,9 @@ def encode_state(state: dict, kv_dtype: str) -> dict:
     (each full-precision tensor is dropped once encoded). StoreRangeError: keys or values past float16's range."""
     import torch
 
+    if not fits(state, kv_dtype):  # checked before anything is consumed: the caller may encode `state` again
+        raise StoreRangeError("keys or values exceed float16's range (65504): store them as bfloat16 "
+                              "(--store-dtype bfloat16)")
     out = {}
     for name in list(state):
         t = state.pop(name)
@@ -146,11 +149,7 @@ def encode_state(state: dict, kv_dtype: str) -> dict:
         elif kv_dtype == "int8":
             out[name], out[name + _SCALE] = quantize_int8(t)
         else:
-            dtype = getattr(torch, kv_dtype)
-            if dtype == torch.float16 and t.numel() and float(t.abs().amax()) > _FP16_MAX:
-                raise StoreRangeError("keys or values exceed float16's range (65504): store them as bfloat16 "
-                                      "(--store-dtype bfloat16)")
-            out[name] = t.to(dtype).contiguous()
+            out[name] = t.to(getattr(torch, kv_dtype)).contiguous()
     return out
 
 
@@ -302,9 +301,11 @@ class Store:
         first = state.get("0.keys")
         compute = str(first.dtype).removeprefix("torch.") if first is not None else "float32"
         kv_dtype = self.kv_dtype
-        if kv_dtype in FALLBACK and not fits(state, kv_dtype):
+        try:
+            state = encode_state(state, kv_dtype)
+        except StoreRangeError:  # one range check (inside encode_state), then the fallback format
             kv_dtype = FALLBACK[kv_dtype]
-        state = encode_state(state, kv_dtype)
+            state = encode_state(state, kv_dtype)
         state["prefix_ids"] = torch.tensor(ids, dtype=torch.int64)
         estimate = sum(t.numel() * t.element_size() for t in state.values())
         if estimate > self.max_bytes:
