@@ -41,6 +41,7 @@ def main():
     path = Path(args.json)
     done = json.loads(path.read_text()) if path.exists() else {"rows": []}
     have = {(r["format"], r["question"]) for r in done["rows"]}
+    done.update({"task": "store_quality", "questions": args.questions, "machine": machine_info()})
     engine = EngineSettings(threads=args.threads).build()
     params = SamplingParams(max_new_tokens=48)
     root = Path(tempfile.mkdtemp(prefix="store-quality-"))
@@ -56,7 +57,6 @@ def main():
             done["rows"].append({"format": fmt, "question": q.id, "answer": text, **pq.score(q, text, []),
                                  "from_store": bool(ingest.reused),
                                  "stored_bytes": sum(e.size for e in store.entries())})
-            done.update({"task": "store_quality", "questions": args.questions, "machine": machine_info()})
             path.write_text(json.dumps(done, indent=1))
     rows = done["rows"]
     base = {r["question"]: r["answer"] for r in rows if r["format"] == "float32"}

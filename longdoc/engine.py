@@ -25,8 +25,7 @@ from .generate import ProgressFn, SamplingParams, Usage, decode, prefill
 from .lease import DEFAULT_WAIT_S, Mailbox, StepLock, stepwise
 from .longheads.config import LongHeadsConfig
 from .longheads.layout import Selection
-from .longheads.patch import disable_longheads, enable_longheads
-from .longheads.rope import Rope
+from .longheads.patch import disable_longheads, enable_longheads, longheads_rope
 from .memory import check_kv_memory
 from .models import LoadedModel, load_model
 from .prefix import PrefixEntry, crop_to, entry_for, new_cache, reusable_length
@@ -139,7 +138,7 @@ class Engine:
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
             votes = None
             if scores == "attention":
-                votes = reread.attention_votes(cache, Rope.from_model(self.model), self.config, question_start)
+                votes = reread.attention_votes(cache, longheads_rope(self.model), self.config, question_start)
             prior = None
             if hub_correction and votes is None:
                 doc = cache.document_selections(before=question_start)

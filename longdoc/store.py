@@ -234,6 +234,12 @@ class Store:
         manifest = _read_manifest(d) if d.is_dir() else None
         return Entry(key, d, manifest) if manifest is not None else None
 
+    def accepts(self, manifest: dict) -> bool:
+        """Is an entry with this manifest in this store's format (its kv_dtype, or the fallback a float16 store
+        writes for a cache past float16's range)?"""
+        stored = manifest.get("kv_dtype")
+        return stored == self.kv_dtype or (stored == FALLBACK.get(self.kv_dtype) and bool(manifest.get("kv_fallback")))
+
     def load(self, key: str, device=None, dtype=None):
         """(prefix ids, LongHeadsCache) of a verified entry, or None. A damaged entry is removed; an entry in
         another stored format than `self.kv_dtype` (or of a format before kv_dtype was recorded) is a miss and
@@ -249,9 +255,9 @@ class Store:
             if (self.root / key).exists():  # a folder without a readable manifest: damaged
                 self._remove_path(self.root / key)
             return None
-        stored = entry.manifest.get("kv_dtype")
-        if stored != self.kv_dtype and not (stored == FALLBACK.get(self.kv_dtype) and entry.manifest.get("kv_fallback")):
+        if not self.accepts(entry.manifest):
             return None
+        stored = entry.manifest["kv_dtype"]
         tensors = entry.path / TENSORS
         try:
             ok = tensors.stat().st_size == entry.manifest["tensor_bytes"] and file_sha256(tensors) == entry.manifest["sha256"]
@@ -449,8 +455,6 @@ def _why_unwritable(root: Path) -> str:
 
 def store_failure(error: BaseException, root: Path) -> str:
     """One line: why an ingest could not be written to the store at `root`."""
-    if isinstance(error, StoreRangeError):  # the folder is fine; the format cannot hold this cache
-        return str(error)
     if isinstance(error, OSError) and error.strerror:
         why = error.strerror.lower()
     else:

@@ -31,7 +31,7 @@ def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_m
                            max_file_size=max_file_size, follow_links=follow_links)
     ing = session.prepare(note_not_stored=False)
     entry = session.doc.store.get(ing.key)
-    if entry is not None and entry.manifest.get("kv_dtype") != session.doc.store.kv_dtype:
+    if entry is not None and not session.doc.store.accepts(entry.manifest):
         entry = None  # an entry of another format (its replacement could not be written): not this one
     if ing.reused:
         click.echo(f"Already stored: {ing.key[:12]} ({ing.tokens:,} tokens, {human_size(entry.size)})")
@@ -39,8 +39,6 @@ def ingest(paths, password, fmt, system, store, quiet, max_input_tokens, cache_m
         from longdoc.errors import StoreError
 
         raise StoreError(f"Not stored: {ing.not_stored}; make the folder writable or point LONGDOC_CACHE_DIR elsewhere")
-    elif entry is None and ing.not_stored and ing.not_stored.startswith("keys or values exceed"):
-        raise ConfigError(f"Not stored: {ing.not_stored}")  # float16 cannot hold this model's keys or values
     elif entry is None:
         click.echo(f"Not stored: {ing.tokens:,} tokens exceed the cache size cap ({human_size(session.doc.store.max_bytes)}); "
                    "raise it with --cache-max.")

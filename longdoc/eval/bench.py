@@ -134,7 +134,7 @@ def _load(spec: dict):
     from ..settings import EngineSettings
 
     return EngineSettings(model=spec.get("model"), revision=spec.get("revision"), dtype=spec.get("dtype"),
-                          device=spec.get("device")).load().model
+                          device=spec.get("device"), threads=spec.get("threads")).load().model  # load() applies threads
 
 
 def _sync(device) -> None:

@@ -23,7 +23,7 @@ import torch
 from .. import reread
 from ..generate import SamplingParams, decode, decode_one, prefill
 from ..longheads.layout import Selection
-from ..longheads.rope import Rope
+from ..longheads.patch import longheads_rope
 from ..prefix import new_cache
 from .methods import Method, activate, checked_configs
 from .results import ResultsFile, config_id
@@ -191,7 +191,7 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
             continue  # a re-read needs the heads' selections
         votes = None
         if r.attention:
-            votes = reread.attention_votes(cache, Rope.from_model(model), cfg, p.question_start)
+            votes = reread.attention_votes(cache, longheads_rope(model), cfg, p.question_start)
         plan = reread.plan(p.ids, selections, cfg, p.question_start, r.budget, hub_correction=r.hub_correction,
                            neighbours=r.neighbours, head_weights=head_weights if r.retrieval_heads else None,
                            votes=votes)

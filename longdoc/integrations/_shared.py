@@ -38,7 +38,8 @@ class EngineFields(BaseModel):
     chunks: int | None = Field(default=None, description="LongHeads chunks per head K (None: per model)")
     window: int | None = Field(default=None, description="attention window chunk_size x chunks (any two of three)")
     longheads: bool = Field(default=True, description="False: plain full attention (up to the trained length)")
-    threads: int | None = Field(default=None, description="torch CPU threads (None: leave torch's setting)")
+    threads: int | None = Field(default=None, description="torch CPU threads (None: LONGDOC_THREADS, else auto: the cores "
+                                                         "other processes leave free; longdoc/threads.py)")
     dtype: str | None = Field(default=None, description="auto, float32, bfloat16, float16 (None = auto: fp32 on "
                                                         "CPU, bf16 on CUDA)")
     device: str | None = Field(default=None, description="cpu, cuda, cuda:N, mps (None = auto: cuda when available)")

@@ -129,3 +129,10 @@ def longheads_config(model) -> LongHeadsConfig | None:
     if getattr(model.config, "_attn_implementation", None) != ATTN_NAME:
         return None
     return attention_modules(model)[0].longheads.config
+
+
+def longheads_rope(model):
+    """The Rope LongHeads rotates with on `model` (built once by `enable_longheads`), or None when it is off."""
+    if getattr(model.config, "_attn_implementation", None) != ATTN_NAME:
+        return None
+    return attention_modules(model)[0].longheads.rope
