@@ -26,8 +26,9 @@ def test_upload_ask_stream_cite_and_figure(base_url, model_id, tmp_path):
             page.locator("#files").set_input_files(str(pdf))
             expect(page.locator("#doc")).to_contain_text("zorbia.pdf", timeout=120_000)
             expect(page.locator("#doc")).to_contain_text("tokens, ready")
-            # count how many times the answer grows: a streamed answer arrives in several pieces
-            page.evaluate("""() => { window.updates = 0; new MutationObserver(() => window.updates++)
+            # count how many times the answer grows: a streamed answer arrives in several pieces (mutation
+            # records, not observer callbacks: a busy browser delivers several pieces' records in one callback)
+            page.evaluate("""() => { window.updates = 0; new MutationObserver(records => window.updates += records.length)
                 .observe(document.getElementById('answer'), {childList: true, characterData: true, subtree: true}); }""")
             page.locator("#question").fill("What is the capital of Zorbia?")
             page.locator("#go").click()
