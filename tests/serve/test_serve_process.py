@@ -49,7 +49,8 @@ import httpx, sys
 body = {"model": sys.argv[2], "messages": [{"role": "user", "content": sys.argv[3]}], "max_tokens": 100000,
         "temperature": 0, "stream": True, "stop_on_repeat": False, "ignore_eos": True}  # still going when killed
 with httpx.stream("POST", sys.argv[1] + "/v1/chat/completions", json=body, timeout=60) as r:
-    for line in r.iter_lines():
+    lines = r.iter_lines()  # held: an abandoned iterator is closed at once, and with it the connection
+    for line in lines:
         if '"content"' in line:
             print("streaming", flush=True)
             break
@@ -65,7 +66,7 @@ def test_killed_client_and_sigterm_drain(tiny_model_dir, tmp_path):
         client = subprocess.Popen([sys.executable, "-c", CLIENT, url, model, DOC[:1500] + "\n\nGo on."],
                                   stdout=subprocess.PIPE, text=True)
         assert client.stdout.readline().strip() == "streaming"
-        assert httpx.get(url + "/health").json()["busy"] is True
+        assert httpx.get(url + "/health").json()["busy"] is True, "".join(log)
         client.kill()  # mid-stream, no goodbye
         client.wait(30)
         deadline = time.monotonic() + 60
