@@ -25,6 +25,7 @@ from ..generate import SamplingParams, decode, decode_one, prefill
 from ..longheads.layout import Selection
 from ..longheads.patch import longheads_rope
 from ..prefix import new_cache
+from .haystack import KeptPrefill, Reused
 from .methods import Method, activate, checked_configs
 from .results import ResultsFile, config_id
 from .tasks import Sample, make_samples, score
@@ -170,20 +171,27 @@ def hit_rate(selections: list[Selection], chunk_size: int, needle_tokens, last: 
 
 
 @torch.inference_mode()
-def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head_weights=None) -> dict[str, dict]:
-    """One prefill of the sample with the active method, then every reader. Returns {reader name: fields}.
-    head_weights: (n_layers, Hq) retrieval scores for the -rh readers."""
+def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head_weights=None,
+              kept: KeptPrefill | None = None) -> dict[str, dict]:
+    """One prefill of the sample with the active method, then every reader, each from the same prefilled state.
+    Returns {reader name: fields}. head_weights: (n_layers, Hq) retrieval scores for the -rh readers.
+    kept: the cell's kept prefill (`longdoc.eval.haystack`): the prompt's shared haystack prefix is reused from
+    it and this prefill is offered back; None = prefill the whole prompt."""
     p = build_prompt(tokenizer, sample)
     N = p.ids.shape[1]
     lh = cfg is not None
-    cache = new_cache(model)
-    selections: list[Selection] = []
-    logits = prefill(model, cache, p.ids, exact_from=p.question_start if lh else None,
+    ids = p.ids[0].tolist()
+    start = kept.start(model, ids, p.question_start) if kept is not None else Reused(new_cache(model), 0)
+    cache, reused = start.cache, start.tokens
+    selections: list[Selection] = cache.document_selections(before=reused) if reused and lh else []
+    logits = prefill(model, cache, p.ids[:, reused:], exact_from=p.question_start if lh else None,
                      record=selections if lh and cfg.selection == "longheads" else None)
     hit = hit_rate(selections, cfg.chunk_size, p.needle_tokens, N - 1) if selections else None
-    base = {"tokens": N, "hit_rate": None if hit is None else round(hit, 4)}
+    base = {"tokens": N, "reused_tokens": reused, "hit_rate": None if hit is None else round(hit, 4)}
+    snap = cache.snapshot()  # every reader starts from the prompt, not from another reader's answer
     out = {}
     for r in readers:
+        cache.restore(snap)
         if r.budget is None:
             out[r.name] = {**base, **_answer(model, tokenizer, cache, logits, sample, r.params(sample.max_new_tokens))}
             continue
@@ -206,13 +214,18 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
         read = {0, *plan.chunks} | {c for c in targets if c >= p.question_start // cfg.chunk_size}
         out[r.name] = {**base, **res, "reread_tokens": plan.ids.shape[1],
                        "reread_hit": bool(targets & read) if targets else None}
+    cache.restore(snap)
+    if kept is not None:
+        kept.offer(ids, cache, p.question_start, min((a for a, _ in p.needle_tokens), default=p.question_start))
     return out
 
 
 def run_suite(lm, tasks: list[str], methods: list[Method], readers: list[Reader], lengths: list[int], trials: int,
               results: ResultsFile, *, prose: str, seed: int = 0, common: dict | None = None,
-              max_full_length: int | None = None, on_trial=None) -> list[dict]:
-    """Every task x length x method x trial, one prefill each, all readers branched from it; saved per trial."""
+              max_full_length: int | None = None, on_trial=None, reuse_haystack: bool = True) -> list[dict]:
+    """Every task x length x method x trial, one prefill each, all readers branched from it; saved per trial.
+    reuse_haystack: trials of a cell reuse the haystack prefix they share (`longdoc.eval.haystack`), except under
+    a RoPE scaling (dynamic NTK depends on each forward call's length); False = prefill every prompt whole."""
     model, tok = lm.model, lm.tokenizer
     configs = checked_configs(methods, model.config, common)
     for length in lengths:
@@ -223,7 +236,9 @@ def run_suite(lm, tasks: list[str], methods: list[Method], readers: list[Reader]
                     continue
                 cfg = configs[m.label]
                 rs = [r for r in readers if r.budget is None or m.selects]
-                activate(model, cfg, m.rope(length, model.config))
+                rope = m.rope(length, model.config)
+                activate(model, cfg, rope)
+                kept = KeptPrefill(cfg, enabled=reuse_haystack and rope is None)
                 weights = None
                 if m.selects and any(r.retrieval_heads for r in rs):
                     from ..retrieval_heads import load_or_calibrate
@@ -236,7 +251,7 @@ def run_suite(lm, tasks: list[str], methods: list[Method], readers: list[Reader]
                     if not todo:
                         continue
                     t0 = time.perf_counter()
-                    measured = run_trial(model, tok, sample, cfg, todo, weights)
+                    measured = run_trial(model, tok, sample, cfg, todo, weights, kept)
                     secs = round(time.perf_counter() - t0, 2)
                     for name, fields in measured.items():
                         trial = {**keys[name], **fields, "depth_of_needle": sample.depth, "seconds": secs}
