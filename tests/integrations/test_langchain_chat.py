@@ -193,6 +193,23 @@ def test_second_question_reuses_the_document(tiny_params, long_text):
     assert second.usage_metadata["input_tokens"] == len(chat.prompt_ids([HumanMessage("How many boxes are green?")]))
 
 
+def test_document_messages_recipe_answers_as_a_system_turn_and_reuses_the_document(tiny_params, long_text):
+    """The round-1 public recipe `chat.invoke(chat.document_messages(doc, q))` (regressions c09/c14 call it)."""
+    from langchain_core.messages import SystemMessage
+
+    chat = ChatLongDoc(**tiny_params, max_tokens=4)
+    chat.engine.clear_prefixes()
+    msgs = chat.document_messages(long_text, "Which colour is item 7?")
+    assert [type(m) for m in msgs] == [SystemMessage, HumanMessage] and msgs[0].content == long_text
+    first = chat.invoke(msgs)
+    assert first.content == chat.invoke([("system", long_text), ("user", "Which colour is item 7?")]).content
+    second = chat.invoke(chat.document_messages(long_text, "How many boxes are green?"))
+    cfg = chat.engine.config  # a plain chat prompt marks no document boundary: the first prompt's per-token tail
+    # (its last exact_tail tokens, to a chunk) was grouped otherwise and is prefilled again (longdoc/prefix.py)
+    doc = len(chat.engine.encode(long_text))
+    assert doc - cfg.exact_tail - cfg.chunk_size <= second.usage_metadata["input_token_details"]["cache_read"] <= doc
+
+
 def test_a_conversation_about_the_document_sees_earlier_turns_and_reuses_the_document(tiny_params, long_text):
     from langchain_core.messages import AIMessage
 

@@ -86,6 +86,15 @@ class ChatLongDoc(LongDocModel, BaseChatModel):
         return DocumentSession(self.engine, self.document, fmt=self.prompt_format, system=system).prompt(
             question, history).ids
 
+    def document_messages(self, document: str, question: str) -> list[BaseMessage]:
+        """[system: the document, user: the question], the round-1 recipe kept for code written against it: the
+        document in a turn of its own, so its tokens are the same whatever the question and a second question
+        reuses its prefill from the engine's pool. `with_document(...)` frames as `longdoc ask` does (and cites
+        pages); this keeps the model's plain chat template."""
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        return [SystemMessage(content=document), HumanMessage(content=question)]
+
     def ingest(self, source=None, *, text: str | None = None, password: str | None = None, store: bool = True):
         """Prefill the document (`source`, or the one set by `with_document`) ahead of the first question,
         through the on-disk ingest store when `store` (the CLI's: an earlier `longdoc ingest` or run is loaded
