@@ -34,6 +34,10 @@ from .prompt_checks import check_max_tokens, check_prompt_ids
 DEFAULT_REACH = 131_072  # tokens; the paper shows passkey retrieval to 128k
 
 
+SCORES = ("votes", "attention", "contrast")  # how a re-read ranks chunks (`Engine.reread_stream`)
+NEUTRAL_MEMO = 8  # documents whose neutral attention mass an engine remembers
+
+
 class Engine:
     """`Engine()` loads the embedded SmolLM2 model with the default LongHeads settings.
 
@@ -56,6 +60,7 @@ class Engine:
         self.max_input_tokens = max_input_tokens or self._default_reach()
         self.prefix_slots = prefix_slots
         self._pool: list[PrefixEntry] = []
+        self._neutral: dict[str, torch.Tensor | None] = {}  # neutral prompts' attention mass per document
         self._lock = StepLock(wait_s)  # one model step at a time, free between streamed pieces (lease.py)
         self._pool_lock = threading.Lock()  # the prefix pool's list; never taken by a stream's finaliser
         self._returned: Mailbox[PrefixEntry] = Mailbox()  # prefixes handed back by finished or abandoned streams
@@ -105,8 +110,8 @@ class Engine:
 
     def reread_stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
                       question_start: int, budget: int, hub_correction: bool = True, scores: str = "votes",
-                      usage: Usage | None = None, progress: ProgressFn | None = None,
-                      on_plan=None) -> Iterator[str]:
+                      neutral_prompts: list[list[int]] = (), usage: Usage | None = None,
+                      progress: ProgressFn | None = None, on_plan=None) -> Iterator[str]:
         """Stream the answer of a LongHeads-guided re-read (longdoc/reread.py): prefill `prompt_ids` through the
         pool as `stream` does, recording the question's chunk selections; then answer from a dense pass over
         [chunk 0 | the chunks the heads chose | question] of at most `budget` tokens, in a cache of its own (the
@@ -116,15 +121,21 @@ class Engine:
         lift), the lift from the document's own choices that its cache carries (`LongHeadsCache.
         document_selections`), so the plan is the same from a fresh prefill, the pool or the store.
         scores: "votes" ranks chunks by the heads' selections (`reread.chunk_votes`), "attention" by the question's
-        token-level attention mass over every chunk (`reread.attention_votes`). on_plan(RereadPlan | None) is called before the first piece; None: the
-        question left no room for a chunk in the budget, or no head voted, and LongHeads answers as in `stream`.
-        Raises as `stream` does; ConfigError when LongHeads is off or the budget exceeds the window.
+        token-level attention mass over every chunk (`reread.attention_votes`), "contrast" by that mass per head
+        over the mass the `neutral_prompts` (the same document prefix, then a neutral question each; see
+        `reread.contrast`) give each chunk: computed once per document and remembered (`neutral_mass`).
+        on_plan(RereadPlan | None) is called before the first piece; None: the question left no room for a
+        chunk in the budget, or no head voted, and LongHeads answers as in `stream`.
+        Raises as `stream` does; ConfigError when LongHeads is off, the budget exceeds the window, or
+        "contrast" comes without neutral prompts.
         """
         from . import reread
         from .errors import ConfigError
 
-        if scores not in ("votes", "attention"):
-            raise ConfigError(f"re-read scores are 'votes' or 'attention', not {scores!r}.")
+        if scores not in SCORES:
+            raise ConfigError(f"re-read scores are {', '.join(repr(x) for x in SCORES)}, not {scores!r}.")
+        if scores == "contrast" and not neutral_prompts:
+            raise ConfigError("re-read scores 'contrast' need neutral prompts (the document, then a neutral question).")
         if self.config is None or budget > self.config.window:
             raise ConfigError(f"a re-read needs LongHeads on and a budget of at most the window "
                               f"({self.config.window if self.config else 0} tokens); {budget} asked.")
@@ -134,11 +145,15 @@ class Engine:
         usage = usage if usage is not None else Usage()
         record: list[Selection] = []
         with self._lock.hold("this stream"):
+            neutral = self._neutral_mass(neutral_prompts, prefix_len, question_start) if scores == "contrast" else None
             cache, _ = self._prefill(prompt_ids, prefix_len, usage, progress, record)
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
             votes = None
-            if scores == "attention":
-                votes = reread.attention_votes(cache, longheads_rope(self.model), self.config, question_start)
+            if scores in ("attention", "contrast"):
+                if neutral is not None and neutral.shape[1] != question_start // self.config.chunk_size - 1:
+                    neutral = None  # another document length than the neutral prompts': plain attention scores
+                votes = reread.attention_votes(cache, longheads_rope(self.model), self.config, question_start,
+                                               neutral=neutral)
             prior = None
             if hub_correction and votes is None:
                 doc = cache.document_selections(before=question_start)
@@ -162,6 +177,37 @@ class Engine:
         if on_plan is not None:
             on_plan(plan)
         yield from stepwise(self._lock, decode(self.model, self.tokenizer, dense, logits, params, usage=usage))
+
+    def _neutral_mass(self, prompts: list[list[int]], prefix_len: int, question_start: int) -> torch.Tensor | None:
+        """Mean `reread.attention_mass` (heads, C - 1) of the neutral prompts (each: the document prefix, then a
+        neutral question from token question_start), prefilled through the pool like any prompt; remembered per
+        prompts and config (NEUTRAL_MEMO documents), so a document pays for it once. Call with the engine held."""
+        import hashlib
+
+        from . import reread
+
+        h = hashlib.sha256(repr((self.config, prefix_len, question_start)).encode())
+        for ids in prompts:
+            h.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes())
+        key = h.hexdigest()
+        if key in self._neutral:
+            self._neutral[key] = self._neutral.pop(key)  # most recently used last
+            return self._neutral[key]
+        masses = []
+        rope = longheads_rope(self.model)
+        for ids in prompts:
+            cache, _ = self._prefill(ids, prefix_len, Usage(), None, None)
+            try:
+                m = reread.attention_mass(cache, rope, self.config, question_start)
+            finally:
+                self._give_back(entry_for(self.config, ids, cache, prefix_len))
+            if m is not None:
+                masses.append(m)
+        mass = torch.stack(masses).mean(dim=0) if masses else None
+        self._neutral[key] = mass
+        while len(self._neutral) > NEUTRAL_MEMO:
+            self._neutral.pop(next(iter(self._neutral)))
+        return mass
 
     def complete(self, prompt_ids: list[int], params: SamplingParams | None = None, **kw) -> tuple[str, Usage]:
         usage = Usage()

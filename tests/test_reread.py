@@ -131,3 +131,29 @@ def test_attention_votes_find_the_planted_chunk_wherever_it_sits():
     cache, rope = _planted_cache(2)
     cache.layers[0].pending_q = cache.layers[0].pending_q[:, :, :0]
     assert reread.attention_votes(cache, rope, cfg, question_start=36) is None  # no pending queries: no scores
+
+
+def test_contrast_takes_the_lead_from_a_chunk_every_question_draws():
+    """Per head: chunk 0 (column 0) is a hub (neutral questions look at it as much as this one); chunk 2 is drawn
+    by this question only. Plain peaked votes rank the hub first, the contrast ranks the question's chunk."""
+    mass = torch.tensor([[0.6, 0.1, 0.3], [0.5, 0.2, 0.3]], dtype=torch.float64)  # (heads, C-1)
+    neutral = torch.tensor([[0.6, 0.3, 0.1], [0.6, 0.3, 0.1]], dtype=torch.float64)
+    assert int(reread.peaked_votes(mass, 1.0).argmax()) == 1  # chunk 1 (column 0): the hub
+    c = reread.contrast(mass, neutral)
+    assert c.shape == mass.shape and int(reread.peaked_votes(c, 1.0).argmax()) == 3  # chunk 3 (column 2)
+    # the smoothing: a chunk neutral questions never look at is not blown up past its own mass / mean
+    assert torch.allclose(reread.contrast(mass, torch.zeros_like(neutral) + 1e-12)[0], mass[0] / (1e-12 + 1e-12))
+
+
+def test_attention_votes_with_neutral_mass_equal_the_contrast_of_the_masses():
+    cfg = LongHeadsConfig(chunk_size=4, chunks=4)
+    cache, rope = _planted_cache(2)
+    other, _ = _planted_cache(7)
+    neutral = reread.attention_mass(other, rope, cfg, question_start=36)
+    mass = reread.attention_mass(cache, rope, cfg, question_start=36)
+    votes = reread.attention_votes(cache, rope, cfg, question_start=36, head_share=1.0, neutral=neutral)
+    assert torch.allclose(votes, reread.peaked_votes(reread.contrast(mass, neutral), 1.0))
+    import pytest
+
+    with pytest.raises(ValueError, match="does not match"):
+        reread.attention_votes(cache, rope, cfg, question_start=36, neutral=neutral[:, :-1])

@@ -41,10 +41,11 @@ def reread_options(fn):
                      help="Answer from a dense re-read of the chunks the heads chose for the question (16k pass "
                           "keys 12/20 vs 2/20 without: README, 'Reading'); --no-reread: LongHeads answers over "
                           "the whole prompt."),
-        click.option("--reread-scores", type=click.Choice(["votes", "attention"]), default=REREAD_SCORES,
+        click.option("--reread-scores", type=click.Choice(["votes", "attention", "contrast"]), default=REREAD_SCORES,
                      show_default=True, help="How the re-read ranks chunks: the question's token-level attention over "
-                                             "every chunk (attention; README, 'Reading') or the heads' chunk "
-                                             "selections (votes)."),
+                                             "every chunk, per head over what neutral questions draw (contrast: "
+                                             "hub pages lose their lead; README, 'Reading'), without that "
+                                             "(attention), or the heads' chunk selections (votes)."),
         click.option("--reread-tokens", type=click.IntRange(min=1), default=None,
                      help="Tokens of the re-read (default and maximum: the attention window)."),
     )):

@@ -33,9 +33,10 @@ from .tasks import Sample, make_samples, score
 
 @dataclass(frozen=True)
 class Reader:
-    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok]"
+    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok][-pmi]"
     (-rh: votes weighed by retrieval-head scores, `longdoc.retrieval_heads`; -tok: chunks ranked by the question's
-    attention mass over their keys, `reread.attention_votes`). decoding (longdoc/repetition.py):
+    attention mass over their keys, `reread.attention_votes`; -pmi: that mass contrasted per head with neutral
+    questions', `reread.contrast`, the default of `longdoc ask`). decoding (longdoc/repetition.py):
     +norep (no stop at a repeated sentence), +rp<x> (repetition penalty x), +nr<n> (no repeated n-grams)."""
 
     name: str
@@ -69,6 +70,16 @@ class Reader:
         """-tok: rank chunks by the question's token-level attention mass (`reread.attention_votes`)."""
         return "-tok" in self.base
 
+    @property
+    def contrast(self) -> bool:
+        """-pmi: that mass per head over what neutral questions draw (`reread.contrast`; the default of `ask`)."""
+        return "-pmi" in self.base
+
+    @property
+    def scores(self) -> str:
+        """The `Engine.reread_stream` scores of this reader."""
+        return "contrast" if self.contrast else "attention" if self.attention else "votes"
+
     def params(self, max_new_tokens: int) -> SamplingParams:
         """The decoding of this reader's answer (greedy)."""
         kw: dict = {"stop_on_repeat": "norep" not in self.mods}
@@ -89,7 +100,7 @@ def parse_readers(spec: str) -> list[Reader]:
         r = Reader(name)
         ok_base = r.base == "direct" or (r.base.startswith("reread-") and r.base.split("-")[1].isdigit())
         if not ok_base or not all(_MOD.match(m) for m in r.mods):
-            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok], e.g. "
+            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi], e.g. "
                              "reread-2048, optionally with +norep, +rp<penalty>, +nr<n> (e.g. direct+rp1.2)")
         out.append(r)
     return out or [Reader("direct")]
@@ -170,6 +181,28 @@ def hit_rate(selections: list[Selection], chunk_size: int, needle_tokens, last: 
     return hits / total if total else None
 
 
+def neutral_mass(model, tokenizer, sample: Sample, cfg, cache, length: int, question_start: int):
+    """The mean `reread.attention_mass` of the sample's context asked each of `reread.NEUTRAL_QUESTIONS` (in the
+    sample's frame, no answer prefix), from `cache` holding the prompt's first `length` tokens (whole chunks
+    before the question); the cache is rolled back to them. None when no neutral prompt shares that prefix."""
+    from dataclasses import replace
+
+    masses = []
+    snap = cache.snapshot()
+    rope = longheads_rope(model)
+    for q in reread.NEUTRAL_QUESTIONS:
+        n = build_prompt(tokenizer, replace(sample, question="\n\n" + q + "\n" if sample.frame == "raw" else q,
+                                            answer_prefix=""))
+        if n.question_start != question_start:
+            continue  # the boundary tokenised otherwise: this neutral prompt does not share the document's tokens
+        prefill(model, cache, n.ids[:, length:], exact_from=question_start)
+        m = reread.attention_mass(cache, rope, cfg, question_start)
+        cache.restore(snap)
+        if m is not None:
+            masses.append(m)
+    return torch.stack(masses).mean(dim=0) if masses else None
+
+
 @torch.inference_mode()
 def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head_weights=None,
               kept: KeptPrefill | None = None) -> dict[str, dict]:
@@ -184,8 +217,19 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
     start = kept.start(model, ids, p.question_start) if kept is not None else Reused(new_cache(model), 0)
     cache, reused = start.cache, start.tokens
     selections: list[Selection] = cache.document_selections(before=reused) if reused and lh else []
-    logits = prefill(model, cache, p.ids[:, reused:], exact_from=p.question_start if lh else None,
-                     record=selections if lh and cfg.selection == "longheads" else None)
+    record = selections if lh and cfg.selection == "longheads" else None
+    neutral = None
+    if lh and any(r.contrast for r in readers) and p.question_start // cfg.chunk_size >= 2:
+        cut = p.question_start // cfg.chunk_size * cfg.chunk_size  # the document's whole chunks, shared by all
+        if cut > reused:
+            prefill(model, cache, p.ids[:, reused:cut], exact_from=p.question_start, record=record)
+            reused_or_cut = cut
+        else:
+            reused_or_cut = reused
+        neutral = neutral_mass(model, tokenizer, sample, cfg, cache, reused_or_cut, p.question_start)
+        logits = prefill(model, cache, p.ids[:, reused_or_cut:], exact_from=p.question_start, record=record)
+    else:
+        logits = prefill(model, cache, p.ids[:, reused:], exact_from=p.question_start if lh else None, record=record)
     hit = hit_rate(selections, cfg.chunk_size, p.needle_tokens, N - 1) if selections else None
     base = {"tokens": N, "reused_tokens": reused, "hit_rate": None if hit is None else round(hit, 4)}
     snap = cache.snapshot()  # every reader starts from the prompt, not from another reader's answer
@@ -198,8 +242,9 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
         if not selections:
             continue  # a re-read needs the heads' selections
         votes = None
-        if r.attention:
-            votes = reread.attention_votes(cache, longheads_rope(model), cfg, p.question_start)
+        if r.attention or r.contrast:
+            votes = reread.attention_votes(cache, longheads_rope(model), cfg, p.question_start,
+                                           neutral=neutral if r.contrast else None)
         plan = reread.plan(p.ids, selections, cfg, p.question_start, r.budget, hub_correction=r.hub_correction,
                            neighbours=r.neighbours, head_weights=head_weights if r.retrieval_heads else None,
                            votes=votes)

@@ -28,7 +28,7 @@ def prose():
 
 def _run(lm, prose, methods, reuse):
     results = ResultsFile(None, task="suite", model="tiny", machine={}, config={})
-    run_suite(lm, ["passkey", "qa"], parse_methods(methods), parse_readers("direct,reread-96-tok,reread-96"), [240],
+    run_suite(lm, ["passkey", "qa"], parse_methods(methods), parse_readers("direct,reread-96-tok,reread-96-pmi,reread-96"), [240],
               5, results, prose=prose, common={"chunk_size": 16, "chunks": 4}, max_full_length=0,
               reuse_haystack=reuse)
     return {(t["task"], t["method"], t["reader"], t["trial"]): t for t in results.trials}

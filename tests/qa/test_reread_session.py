@@ -53,3 +53,31 @@ def test_a_budget_without_room_answers_directly(tiny_model_dir):
     reply = session.reply(long_question, SamplingParams(max_new_tokens=4))
     direct = DocumentSession(engine, _document(), reread=False).reply(long_question, SamplingParams(max_new_tokens=4))
     assert "".join(reply) == "".join(direct) and reply.reread is None
+
+
+def test_contrast_scores_are_the_question_mass_over_the_neutral_prompts_mass(tiny_model_dir):
+    """The default re-read ("contrast") against a plain reference: prefill the document + each neutral question
+    and the document + the question from scratch, contrast the masses, rank; the plan's scores must match. The
+    neutral mass is computed once per document."""
+    from longdoc import reread
+    from longdoc.longheads.patch import longheads_rope
+
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=8))
+    session = DocumentSession(engine, _document(), reread=True, reread_tokens=128, reread_scores="contrast")
+    reply = session.reply("What is the door code?", SamplingParams(max_new_tokens=4))
+    list(reply)
+    assert reply.reread is not None and len(engine._neutral) == 1
+    q0 = reply.prompt.prefix_len
+
+    def mass(ids):
+        cache = new_cache(engine.model)
+        prefill(engine.model, cache, torch.tensor([ids[:q0]]), exact_from=q0)
+        prefill(engine.model, cache, torch.tensor([ids[q0:]]), exact_from=len(ids) - engine.config.exact_tail)
+        return reread.attention_mass(cache, longheads_rope(engine.model), engine.config, q0)
+
+    neutral = torch.stack([mass(ids) for ids in session.neutral_prompts()]).mean(dim=0)
+    want = reread.peaked_votes(reread.contrast(mass(reply.prompt.ids), neutral))
+    got = reply.reread.scores
+    assert torch.allclose(got[1 : len(want)], want[1:], rtol=1e-4, atol=1e-9)
+    list(session.reply("Which word comes first?", SamplingParams(max_new_tokens=2)))
+    assert len(engine._neutral) == 1  # the same document: its neutral mass was remembered, not recomputed
