@@ -110,7 +110,7 @@ class Engine:
 
     def reread_stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
                       question_start: int, budget: int, hub_correction: bool = True, scores: str = "votes",
-                      neutral_prompts: list[list[int]] = (), usage: Usage | None = None,
+                      neutral_prompts: list[list[int]] = (), order: str = "text", usage: Usage | None = None,
                       progress: ProgressFn | None = None, on_plan=None) -> Iterator[str]:
         """Stream the answer of a LongHeads-guided re-read (longdoc/reread.py): prefill `prompt_ids` through the
         pool as `stream` does, recording the question's chunk selections; then answer from a dense pass over
@@ -124,6 +124,7 @@ class Engine:
         token-level attention mass over every chunk (`reread.attention_votes`), "contrast" by that mass per head
         over the mass the `neutral_prompts` (the same document prefix, then a neutral question each; see
         `reread.contrast`) give each chunk: computed once per document and remembered (`neutral_mass`).
+        order: "text" or "score" (the chosen chunks in document order, or the best next to the question).
         on_plan(RereadPlan | None) is called before the first piece; None: the question left no room for a
         chunk in the budget, or no head voted, and LongHeads answers as in `stream`.
         Raises as `stream` does; ConfigError when LongHeads is off, the budget exceeds the window, or
@@ -161,7 +162,7 @@ class Engine:
                                            question_start)
             try:
                 plan = reread.plan(torch.tensor([prompt_ids]), record, self.config, question_start, budget,
-                                   hub_correction=hub_correction, prior=prior, votes=votes)
+                                   hub_correction=hub_correction, prior=prior, votes=votes, order=order)
             except ValueError:  # the question leaves no room for a chunk: answer with LongHeads itself
                 plan = None
         if plan is None or not plan.chunks:

@@ -190,7 +190,8 @@ def attention_votes(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int
 
 def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,
          hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None,
-         diverse: bool = True, prior: torch.Tensor | None = None, votes: torch.Tensor | None = None) -> RereadPlan:
+         diverse: bool = True, prior: torch.Tensor | None = None, votes: torch.Tensor | None = None,
+         order: str = "text") -> RereadPlan:
     """Choose the chunks of a dense re-read and build its prompt.
 
     ids (1, N): the prompt the LongHeads prefill read (document, then the question from token `question_start`).
@@ -207,7 +208,9 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
         (maximal-marginal-relevance style; repeated boilerplate or filler is read once).
     neighbours: also read the chunk after each chosen chunk when the budget allows (a fact cut by a chunk
         boundary; paper Table 7).
-    Raises ValueError if the question leaves no room for a single chunk in the budget.
+    order: where the chosen chunks sit between chunk 0 and the question: "text" (document order) or "score"
+        (best last, next to the question; the paper's `chunk_order="score"`).
+    Raises ValueError if the question leaves no room for a single chunk in the budget, or for another order.
     """
     l = cfg.chunk_size
     N = ids.shape[1]
@@ -248,7 +251,12 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
         chosen.append(c)
         if neighbours and len(chosen) < room and c + 1 < n_full and (c + 1) not in chosen:
             chosen.append(c + 1)
-    chosen.sort()
+    if order == "text":
+        chosen.sort()
+    elif order == "score":
+        chosen.sort(key=lambda c: (float(scores[c]), c))  # ascending: the best chunk right before the question
+    else:
+        raise ValueError(f"re-read order is 'text' or 'score', not {order!r}")
     parts = [ids[:, : min(l, N)]] + [ids[:, c * l : (c + 1) * l] for c in chosen if c >= 1] + [tail]
     if n_full == 0:  # the question starts in chunk 0: the whole prompt is the dense prompt
         parts, chosen = [ids], []

@@ -157,3 +157,17 @@ def test_attention_votes_with_neutral_mass_equal_the_contrast_of_the_masses():
 
     with pytest.raises(ValueError, match="does not match"):
         reread.attention_votes(cache, rope, cfg, question_start=36, neutral=neutral[:, :-1])
+
+
+def test_plan_order_score_puts_the_best_chunk_next_to_the_question():
+    ids = torch.arange(46)[None]
+    votes = torch.tensor([0, 0.1, 0.5, 0, 0, 0.9, 0.2, 0, 0, 0], dtype=torch.float64)
+    text = reread.plan(ids, [], CFG, question_start=40, budget=L + 3 * L + 6, votes=votes)
+    near = reread.plan(ids, [], CFG, question_start=40, budget=L + 3 * L + 6, votes=votes, order="score")
+    assert text.chunks == [2, 5, 6] and near.chunks == [6, 2, 5]  # ascending score: 5 (0.9) last
+    assert near.ids[0, L + 2 * L : L + 3 * L].tolist() == list(range(5 * L, 6 * L))  # chunk 5 right before the tail
+    assert near.ids[0, -6:].tolist() == list(range(40, 46))
+    import pytest
+
+    with pytest.raises(ValueError, match="order"):
+        reread.plan(ids, [], CFG, question_start=40, budget=L + 3 * L + 6, votes=votes, order="random")

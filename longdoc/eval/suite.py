@@ -33,10 +33,11 @@ from .tasks import Sample, make_samples, score
 
 @dataclass(frozen=True)
 class Reader:
-    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok][-pmi]"
+    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok][-pmi][-near]"
     (-rh: votes weighed by retrieval-head scores, `longdoc.retrieval_heads`; -tok: chunks ranked by the question's
     attention mass over their keys, `reread.attention_votes`; -pmi: that mass contrasted per head with neutral
-    questions', `reread.contrast`, the default of `longdoc ask`). decoding (longdoc/repetition.py):
+    questions', `reread.contrast`, the default of `longdoc ask`; -near: the chosen chunks best-last, next to the
+    question). decoding (longdoc/repetition.py):
     +norep (no stop at a repeated sentence), +rp<x> (repetition penalty x), +nr<n> (no repeated n-grams)."""
 
     name: str
@@ -76,6 +77,11 @@ class Reader:
         return "-pmi" in self.base
 
     @property
+    def order(self) -> str:
+        """-near: the chosen chunks best-last, next to the question (`reread.plan(order="score")`)."""
+        return "score" if "-near" in self.base else "text"
+
+    @property
     def scores(self) -> str:
         """The `Engine.reread_stream` scores of this reader."""
         return "contrast" if self.contrast else "attention" if self.attention else "votes"
@@ -100,7 +106,7 @@ def parse_readers(spec: str) -> list[Reader]:
         r = Reader(name)
         ok_base = r.base == "direct" or (r.base.startswith("reread-") and r.base.split("-")[1].isdigit())
         if not ok_base or not all(_MOD.match(m) for m in r.mods):
-            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi], e.g. "
+            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near], e.g. "
                              "reread-2048, optionally with +norep, +rp<penalty>, +nr<n> (e.g. direct+rp1.2)")
         out.append(r)
     return out or [Reader("direct")]
@@ -247,7 +253,7 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
                                            neutral=neutral if r.contrast else None)
         plan = reread.plan(p.ids, selections, cfg, p.question_start, r.budget, hub_correction=r.hub_correction,
                            neighbours=r.neighbours, head_weights=head_weights if r.retrieval_heads else None,
-                           votes=votes)
+                           votes=votes, order=r.order)
         targets = {c for a, b in p.needle_tokens for c in range(a // cfg.chunk_size, (b - 1) // cfg.chunk_size + 1)}
         activate(model, None)  # the dense pass: plain attention, every position inside the trained length
         try:

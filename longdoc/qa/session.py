@@ -121,13 +121,15 @@ class DocumentSession:
     reread_scores: how the re-read ranks chunks, "votes" (the heads' selections), "attention" (the question's
         token-level attention mass, `reread.attention_votes`) or "contrast" (that mass per head over the mass
         neutral questions give the same document, `reread.contrast`); REREAD_SCORES by measurement.
+    reread_order: "text" (the chosen chunks in document order) or "score" (the best next to the question).
     """
 
     def __init__(self, engine, document: Document, *, fmt: str = prompting.DEFAULT_FORMAT, system: str | None = None,
                  store: Store | None = None, reread: bool = REREAD_DEFAULT, reread_tokens: int | None = None,
-                 reread_scores: str = REREAD_SCORES):
+                 reread_scores: str = REREAD_SCORES, reread_order: str = "text"):
         self.engine, self.document, self.fmt, self.system, self.store = engine, document, fmt, system, store
         self.reread, self.reread_tokens, self.reread_scores = reread, reread_tokens, reread_scores
+        self.reread_order = reread_order
         self.ingest: Ingest | None = None
 
     def reread_budget(self, prompt: prompting.Prompt) -> int | None:
@@ -208,6 +210,7 @@ class Reply:
                 prompt.ids, params, prefix_len=prompt.prefix_len, question_start=prompt.prefix_len, budget=reread,
                 scores=session.reread_scores,
                 neutral_prompts=session.neutral_prompts() if session.reread_scores == "contrast" else (),
+                order=session.reread_order,
                 usage=self.usage, progress=progress, on_plan=self._planned)
         else:
             self._pieces = session.engine.stream(prompt.ids, params, prefix_len=prompt.prefix_len, usage=self.usage,
