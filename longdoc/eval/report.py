@@ -16,8 +16,14 @@ def machine_line(data: dict) -> str:
 
 
 def markdown(data: dict) -> str:
-    """The README block of a result file: a heading line (task, model, machine) and its table (tables.py)."""
-    return f"**{LABEL[data['task']]}** — model `{data['model']}`; machine: {machine_line(data)}\n\n{to_markdown(table(data))}\n"
+    """The README block of a result file: a heading line (task, model, machine) and its table (tables.py; the
+    suite's own `suite.format_table`)."""
+    head = f"**{LABEL[data['task']]}** — model `{data['model']}`; machine: {machine_line(data)}\n\n"
+    if data["task"] == "suite":
+        from .suite import format_table
+
+        return head + format_table(data["results"]) + "\n"
+    return head + f"{to_markdown(table(data))}\n"
 
 
 # -- targets of issue 5 ------------------------------------------------------------------------------------------
@@ -81,11 +87,39 @@ def quality_targets(data: dict, method: str = "longheads") -> list[tuple[str, st
                             f"{r['page_hit']}/{r['trials']}, CI low {r['page_hit_ci95'][0]:.2f} vs chance "
                             f"{r['page_hit_chance']:.2f}; hub share {r['hub_share'] if r['hub_share'] is not None else '–'}",
                             r["page_hit_ci95"][0] > r["page_hit_chance"]))
+    elif data["task"] == "suite":
+        out += suite_targets(recs, method)
     elif data["task"] == "ppl":
         ppl = {r["length"]: r["ppl"] for r in recs if r["method"] == method}
         ok = 4096 in ppl and 32768 in ppl
         ratio = ppl[32768] / ppl[4096] if ok else None
         out.append(("ppl at 32k within 15% of 4k", f"{ratio:.3f}" if ok else "not measured", (ratio <= 1.15) if ok else None))
+    return out
+
+
+SUITE_READER = "reread-2048-pmi"  # the suite's reader that `longdoc ask` answers with by default (2k window)
+
+
+def suite_targets(recs: list[dict], method: str = "longheads", reader: str = SUITE_READER):
+    """Issue 10: the default at 16k, 32k and 64k scores at least what full attention scores at 4k, task by task;
+    the pass key >= 95% with >= 20 trials at every length."""
+    base = {r["task"]: r for r in recs if r["method"] == "full" and r["length"] == 4096}
+    out = []
+    for n in (16384, 32768, 65536):
+        for task, ref in sorted(base.items()):
+            r = next((x for x in recs if (x["task"], x["method"], x["reader"], x["length"]) ==
+                      (task, method, reader, n)), None)
+            name = f"{task} at {n // 1024}k ({method} {reader}) >= full attention at 4k"
+            if r is None:
+                out.append((name, "not measured", None))
+                continue
+            out.append((name, f"{r['correct']}/{r['trials']} vs {ref['correct']}/{ref['trials']}",
+                        r["accuracy"] >= ref["accuracy"]))
+        r = next((x for x in recs if (x["task"], x["method"], x["reader"], x["length"]) ==
+                  ("passkey", method, reader, n)), None)
+        name = f"passkey >= 95% at {n // 1024}k (20+ trials)"
+        out.append((name, "not measured" if r is None else f"{r['correct']}/{r['trials']}",
+                    None if r is None else (r["trials"] >= 20 and r["accuracy"] >= 0.95)))
     return out
 
 

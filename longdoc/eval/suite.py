@@ -343,7 +343,7 @@ def format_table(records: list[dict]) -> str:
     """Markdown table of aggregate() records."""
     lines = ["| length | task | method | reader | correct | accuracy [95% CI] | score | gold log-prob | hit rate | re-read hit |",
              "|---:|---|---|---|---:|---|---:|---:|---:|---:|"]
-    for r in records:
+    for r in sorted(records, key=lambda r: (r["length"], r["task"], r["method"], r["reader"])):
         f = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
         lines.append(f"| {r['length']} | {r['task']} | `{r['method']}` | {r['reader']} | {r['correct']}/{r['trials']} | "
                      f"{r['accuracy']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['score']:.2f} | "

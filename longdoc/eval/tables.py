@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 LABEL = {"passkey": "passkey retrieval", "needle": "needle in a haystack",
          "needle-distractor": "needle in a haystack, with a distractor", "ppl": "perplexity", "bench": "speed and memory",
-         "pdfqa": "questions about a PDF manual"}
+         "pdfqa": "questions about a PDF manual", "suite": "reading suite (RULER-style tasks)"}
 
 
 @dataclass
