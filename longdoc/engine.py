@@ -111,7 +111,8 @@ class Engine:
     def reread_stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
                       question_start: int, budget: int, hub_correction: bool = True, scores: str = "votes",
                       neutral_prompts: list[list[int]] = (), order: str = "text", usage: Usage | None = None,
-                      progress: ProgressFn | None = None, on_plan=None) -> Iterator[str]:
+                      progress: ProgressFn | None = None, on_plan=None,
+                      selections: list[Selection] | None = None) -> Iterator[str]:
         """Stream the answer of a LongHeads-guided re-read (longdoc/reread.py): prefill `prompt_ids` through the
         pool as `stream` does, recording the question's chunk selections; then answer from a dense pass over
         [chunk 0 | the chunks the heads chose | question] of at most `budget` tokens, in a cache of its own (the
@@ -126,7 +127,8 @@ class Engine:
         `reread.contrast`) give each chunk: computed once per document and remembered (`neutral_mass`).
         order: "text" or "score" (the chosen chunks in document order, or the best next to the question).
         on_plan(RereadPlan | None) is called before the first piece; None: the question left no room for a
-        chunk in the budget, or no head voted, and LongHeads answers as in `stream`.
+        chunk in the budget, or no head voted, and LongHeads answers as in `stream` (recording into `selections`
+        for citations, as `stream` does).
         Raises as `stream` does; ConfigError when LongHeads is off, the budget exceeds the window, or
         "contrast" comes without neutral prompts.
         """
@@ -168,7 +170,7 @@ class Engine:
         if plan is None or not plan.chunks:
             if on_plan is not None:
                 on_plan(None)
-            yield from self.stream(prompt_ids, params, prefix_len=prefix_len, usage=usage)
+            yield from self.stream(prompt_ids, params, prefix_len=prefix_len, usage=usage, selections=selections)
             return
         with self._lock.hold("this stream"):
             dense = new_cache(self.model)  # in-window: exact causal attention, LongHeads selects nothing
@@ -196,12 +198,17 @@ class Engine:
             return self._neutral[key]
         masses = []
         rope = longheads_rope(self.model)
-        for ids in prompts:
-            cache, _ = self._prefill(ids, prefix_len, Usage(), None, None)
+        for ids in prompts:  # prefilled as `_prefill` does, but the pool gets the bare document prefix back
+            cache, reused = self._take(ids, prefix_len, limit=prefix_len)
+            if reused < prefix_len:
+                self._prefill_ids(cache, ids[reused:prefix_len], exact_from=prefix_len)
+            snap = cache.snapshot()
             try:
+                self._prefill_ids(cache, ids[prefix_len:], exact_from=len(ids) - self.config.exact_tail)
                 m = reread.attention_mass(cache, rope, self.config, question_start)
             finally:
-                self._give_back(entry_for(self.config, ids, cache, prefix_len))
+                cache.restore(snap)
+                self._give_back(entry_for(self.config, ids[:prefix_len], cache, prefix_len))
             if m is not None:
                 masses.append(m)
         mass = torch.stack(masses).mean(dim=0) if masses else None

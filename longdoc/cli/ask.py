@@ -47,7 +47,8 @@ def reread_options(fn):
                                              "hub pages lose their lead; README, 'Reading'), without that "
                                              "(attention), or the heads' chunk selections (votes)."),
         click.option("--reread-tokens", type=click.IntRange(min=1), default=None,
-                     help="Tokens of the re-read (default and maximum: the attention window)."),
+                     help="Tokens of the re-read (default: half the attention window, by measurement: README, "
+                          "'Reading'; at most the window)."),
     )):
         fn = option(fn)
     return fn

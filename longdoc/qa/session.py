@@ -108,6 +108,12 @@ REREAD_SCORES = "contrast"  # real-PDF questions: the gold page among the re-rea
 # beat the heads' votes (16k essay needles 10/10 vs 0/10, real-PDF answers 8/40 vs 3/40)
 
 
+REREAD_SHARE = 0.5  # of the window, the default re-read: on the embedded model (2k window) a 1,024-token re-read
+# answered 13/40 real-PDF questions vs 4/40 for 2,048 tokens with the same chunks ranked first (README, "Reading"):
+# the 135M model reads a short dense prompt better, with fewer look-alike chunks to confuse it. Measured on that
+# model only; `reread_tokens` / `--reread-tokens` set it
+
+
 class DocumentSession:
     """A document and an engine, ready to answer questions about the document.
 
@@ -116,8 +122,8 @@ class DocumentSession:
         processes (None: only the engine's in-memory pool).
     reread: answer with a LongHeads-guided re-read (longdoc/reread.py, `Engine.reread_stream`): the heads'
         selections for the question choose chunks (hub-corrected with the document's own choices, which its
-        cache carries), a dense pass of at most `reread_tokens` tokens (default: the window) over [chunk 0 |
-        chosen chunks | question] answers. On by default (REREAD_DEFAULT), by measurement (README, "Reading").
+        cache carries), a dense pass of at most `reread_tokens` tokens (default: REREAD_SHARE of the window, or
+        what leaves room for one chosen chunk next to the question; at most the window) over [chunk 0 | chosen chunks | question] answers. On by default (REREAD_DEFAULT), by measurement (README, "Reading").
     reread_scores: how the re-read ranks chunks, "votes" (the heads' selections), "attention" (the question's
         token-level attention mass, `reread.attention_votes`) or "contrast" (that mass per head over the mass
         neutral questions give the same document, `reread.contrast`); REREAD_SCORES by measurement.
@@ -138,7 +144,10 @@ class DocumentSession:
         cfg = self.engine.config
         if not self.reread or cfg is None or not prompt.prefix_len or len(prompt.ids) <= cfg.window:
             return None
-        return min(self.reread_tokens or cfg.window, cfg.window)
+        l = cfg.chunk_size
+        tail = len(prompt.ids) - prompt.prefix_len // l * l  # the partial chunk + the question (reread.plan)
+        default = max(int(cfg.window * REREAD_SHARE) // l * l, 2 * l + tail)  # room for chunk 0 and one chosen
+        return min(self.reread_tokens or default, cfg.window)
 
     @property
     def key(self) -> str:
@@ -208,6 +217,7 @@ class Reply:
         if reread:  # hub-corrected: the document's prior travels in its cache (prefill, pool and store agree)
             self._pieces = session.engine.reread_stream(
                 prompt.ids, params, prefix_len=prompt.prefix_len, question_start=prompt.prefix_len, budget=reread,
+                selections=selections,
                 scores=session.reread_scores,
                 neutral_prompts=session.neutral_prompts() if session.reread_scores == "contrast" else (),
                 order=session.reread_order,

@@ -81,3 +81,25 @@ def test_contrast_scores_are_the_question_mass_over_the_neutral_prompts_mass(tin
     assert torch.allclose(got[1 : len(want)], want[1:], rtol=1e-4, atol=1e-9)
     list(session.reply("Which word comes first?", SamplingParams(max_new_tokens=2)))
     assert len(engine._neutral) == 1  # the same document: its neutral mass was remembered, not recomputed
+
+
+def test_default_budget_is_half_the_window_with_room_for_a_chunk(tiny_model_dir):
+    from longdoc.qa.session import REREAD_SHARE
+
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=16))  # a 256-token window
+    session = DocumentSession(engine, _document(), reread=True)
+    reply = session.reply("What is the door code?", SamplingParams(max_new_tokens=2))
+    list(reply)
+    assert reply.reread is not None and reply.reread.ids.shape[1] <= int(256 * REREAD_SHARE)
+    long_q = "What is the door code of the red house by the river? " * 8  # a tail longer than half the window
+    budget = session.reread_budget(session.prompt(long_q))
+    tail = len(session.prompt(long_q).ids) - session.prompt(long_q).prefix_len // 16 * 16
+    assert budget == min(256, 2 * 16 + tail)
+
+
+def test_a_reread_that_falls_back_still_cites(tiny_model_dir):
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=4))  # 64-token window
+    session = DocumentSession(engine, _document(), reread=True, reread_tokens=40)  # no room for a chunk
+    reply = session.reply("What is the door code?", SamplingParams(max_new_tokens=3), cite=True)
+    list(reply)
+    assert reply.reread is None and reply.citations()
