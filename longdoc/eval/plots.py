@@ -156,3 +156,39 @@ def pdfqa_plot(records: list[dict], path: str | Path, title: str) -> Path:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def reread_budget_plot(records: list[dict], path: str | Path, title: str) -> Path:
+    """The re-read's trade-off: answer accuracy and gold-page citation rate (95% Wilson intervals) against the
+    re-read budget (tokens of the dense pass), one line per chunk scoring; records without a budget (vector RAG,
+    LongHeads alone) as dashed horizontal lines. records: pdfqa aggregate() records."""
+    import re
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    lines: dict[str, list[tuple[int, dict]]] = {}
+    flat = []
+    for r in records:
+        m = re.match(r"reread-(\d+)(.*)$", r["reader"])
+        if m and r["method"] != "rag":
+            lines.setdefault(m.group(2).lstrip("-") or "votes", []).append((int(m.group(1)), r))
+        else:
+            flat.append(r)
+    for ax, (field, name) in zip(axes, [("correct", "answer correct"), ("page_hit", "gold page cited")]):
+        for i, (label, pts) in enumerate(sorted(lines.items())):
+            pts.sort(key=lambda p: p[0])
+            xs = [b for b, _ in pts]
+            ys = [r[f"{field}_rate"] for _, r in pts]
+            err = [[y - r[f"{field}_ci95"][0] for y, (_, r) in zip(ys, pts)],
+                   [r[f"{field}_ci95"][1] - y for y, (_, r) in zip(ys, pts)]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label, color=f"C{i % 10}")
+        for j, r in enumerate(flat):
+            ax.axhline(r[f"{field}_rate"], ls="--", color=f"C{(len(lines) + j) % 10}",
+                       label=f"{r['method']} {r['reader']}")
+        ax.set_xlabel("re-read budget (tokens of the dense pass)")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(f"{name} (95% CI)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -285,3 +285,30 @@ def test_report_prints_the_table_and_checks_the_targets():
     checks = {name: met for name, _, met in quality_targets(data)}
     assert checks["longheads direct answers >= vector-RAG (top-4) on the same questions"] is True
     assert checks["longheads direct: cited pages follow the question (gold page cited above chance, 95% CI)"] is True
+
+
+def test_reread_budget_plot_and_table_from_pdfqa_records(tmp_path):
+    """benchmarks/reread_tradeoff.py: one line per scoring over the budgets, RAG as a flat line, a PNG written."""
+    import importlib.util
+    from pathlib import Path
+
+    from longdoc.eval.plots import reread_budget_plot
+
+    def rec(method, reader, k, h, n=40):
+        lo, hi = wilson(k, n)
+        hlo, hhi = wilson(h, n)
+        return {"questions": "q", "method": method, "reader": reader, "trials": n, "correct": k, "correct_rate": k / n,
+                "correct_ci95": [lo, hi], "page_hit": h, "page_hit_rate": h / n, "page_hit_ci95": [hlo, hhi]}
+
+    records = [rec("longheads", "reread-1024-pmi", 13, 36), rec("longheads", "reread-2048-pmi", 4, 35),
+               rec("longheads", "reread-2048-tok", 8, 21), rec("rag", "top-4", 6, 36)]
+    png = reread_budget_plot(records, tmp_path / "b.png", "t")
+    assert png.stat().st_size > 1000
+    spec = importlib.util.spec_from_file_location("rt", Path(__file__).parents[2] / "benchmarks" / "reread_tradeoff.py")
+    rt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rt)
+    trials = [{"reader": "reread-1024-pmi", "reread_tokens": 900, "seconds": 2.0},
+              {"reader": "reread-1024-pmi", "reread_tokens": 1000, "seconds": 4.0}]
+    out = rt.rows({"results": records, "trials": trials})
+    assert [r["budget"] for r in out] == [1024, 2048, 2048, None]
+    assert out[0]["dense_tokens"] == 950 and out[0]["seconds"] == 3.0
