@@ -48,12 +48,11 @@ def chunk_pages(document, prompt, chunk_size: int, n_chunks: int) -> list[set[in
 
 def variants(mass: torch.Tensor, neutral: torch.Tensor, neutral1: torch.Tensor) -> dict[str, torch.Tensor]:
     """(heads, C-1) question mass and neutral mass (all neutral questions; the first only) -> {variant: (C-1,)}."""
-    from longdoc.reread import peaked_votes
+    from longdoc.reread import contrast, peaked_votes
 
     out = {}
     for share in (0.05, 0.1):
-        per_head = mass / (neutral1 + neutral1.mean(dim=1, keepdim=True))
-        out[f"headpmi{share}-1q"] = peaked_votes(per_head, share)[1:]
+        out[f"headpmi{share}-1q"] = peaked_votes(contrast(mass, neutral1), share)[1:]  # the library's default
     for share in (0.05, 0.1, 0.2, 1.0):
         base = peaked_votes(mass, share)[1:]
         out[f"peaked{share}"] = base
@@ -61,8 +60,7 @@ def variants(mass: torch.Tensor, neutral: torch.Tensor, neutral1: torch.Tensor) 
         out[f"bg{share}"] = base / (bg + bg.mean())
         prior = peaked_votes(neutral, share)[1:]
         out[f"pmi{share}"] = base / (prior + prior.mean())
-        per_head = mass / (neutral + neutral.mean(dim=1, keepdim=True))
-        out[f"headpmi{share}"] = peaked_votes(per_head, share)[1:]
+        out[f"headpmi{share}"] = peaked_votes(contrast(mass, neutral), share)[1:]
     return out
 
 

@@ -35,6 +35,7 @@ DEFAULT_REACH = 131_072  # tokens; the paper shows passkey retrieval to 128k
 
 
 SCORES = ("votes", "attention", "contrast")  # how a re-read ranks chunks (`Engine.reread_stream`)
+ORDERS = ("text", "score")  # where its chosen chunks sit (`reread.plan`)
 NEUTRAL_MEMO = 8  # documents whose neutral attention mass an engine remembers
 
 
@@ -139,6 +140,11 @@ class Engine:
             raise ConfigError(f"re-read scores are {', '.join(repr(x) for x in SCORES)}, not {scores!r}.")
         if scores == "contrast" and not neutral_prompts:
             raise ConfigError("re-read scores 'contrast' need neutral prompts (the document, then a neutral question).")
+        if scores == "contrast" and any(list(p[:prefix_len]) != list(prompt_ids[:prefix_len]) or len(p) <= prefix_len
+                                        for p in neutral_prompts):
+            raise ConfigError("each neutral prompt must start with the prompt's document prefix and add a question.")
+        if order not in ORDERS:
+            raise ConfigError(f"re-read order is {' or '.join(repr(o) for o in ORDERS)}, not {order!r}.")
         if self.config is None or budget > self.config.window:
             raise ConfigError(f"a re-read needs LongHeads on and a budget of at most the window "
                               f"({self.config.window if self.config else 0} tokens); {budget} asked.")
@@ -153,8 +159,6 @@ class Engine:
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
             votes = None
             if scores in ("attention", "contrast"):
-                if neutral is not None and neutral.shape[1] != question_start // self.config.chunk_size - 1:
-                    neutral = None  # another document length than the neutral prompts': plain attention scores
                 votes = reread.attention_votes(cache, longheads_rope(self.model), self.config, question_start,
                                                neutral=neutral)
             prior = None
@@ -189,8 +193,11 @@ class Engine:
 
         from . import reread
 
+        if prefix_len <= 0:
+            return None  # no document prefix: nothing to contrast with
         h = hashlib.sha256(repr((self.config, prefix_len, question_start)).encode())
         for ids in prompts:
+            h.update(len(ids).to_bytes(8, "little"))
             h.update(torch.tensor(ids, dtype=torch.int64).numpy().tobytes())
         key = h.hexdigest()
         if key in self._neutral:

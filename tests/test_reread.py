@@ -141,8 +141,12 @@ def test_contrast_takes_the_lead_from_a_chunk_every_question_draws():
     assert int(reread.peaked_votes(mass, 1.0).argmax()) == 1  # chunk 1 (column 0): the hub
     c = reread.contrast(mass, neutral)
     assert c.shape == mass.shape and int(reread.peaked_votes(c, 1.0).argmax()) == 3  # chunk 3 (column 2)
-    # the smoothing: a chunk neutral questions never look at is not blown up past its own mass / mean
-    assert torch.allclose(reread.contrast(mass, torch.zeros_like(neutral) + 1e-12)[0], mass[0] / (1e-12 + 1e-12))
+    # a neutral question that looks everywhere alike changes nothing: the ranking is the question's own
+    flat = torch.full_like(neutral, 1 / 3)
+    assert torch.allclose(reread.contrast(mass, flat), mass * 1.5)
+    # the smoothing: a chunk the neutral question never looks at gains at most 1 / (its head's mean neutral mass)
+    zero = torch.tensor([[0.0, 0.5, 0.5], [0.0, 0.5, 0.5]], dtype=torch.float64)
+    assert torch.allclose(reread.contrast(mass, zero)[:, 0], mass[:, 0] * 3)
 
 
 def test_attention_votes_with_neutral_mass_equal_the_contrast_of_the_masses():

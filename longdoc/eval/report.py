@@ -97,7 +97,8 @@ def quality_targets(data: dict, method: str = "longheads") -> list[tuple[str, st
     return out
 
 
-SUITE_READER = "reread-2048-pmi"  # the suite's reader that `longdoc ask` answers with by default (2k window)
+SUITE_READER = "reread-1024-pmi"  # the suite's reader that `longdoc ask` answers with by default on the embedded
+# model (contrast scores, half its 2,048-token window: longdoc.qa.session REREAD_SCORES, REREAD_SHARE)
 
 
 def suite_targets(recs: list[dict], method: str = "longheads", reader: str = SUITE_READER):

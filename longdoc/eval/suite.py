@@ -263,7 +263,7 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
         finally:
             activate(model, cfg)
         read = {0, *plan.chunks} | {c for c in targets if c >= p.question_start // cfg.chunk_size}
-        out[r.name] = {**base, **res, "reread_tokens": plan.ids.shape[1],
+        out[r.name] = {**base, **res, "reread_tokens": plan.ids.shape[1], "reread_chunks": plan.chunks,
                        "reread_hit": bool(targets & read) if targets else None}
     cache.restore(snap)
     if kept is not None:
@@ -289,7 +289,8 @@ def run_suite(lm, tasks: list[str], methods: list[Method], readers: list[Reader]
                 rs = [r for r in readers if r.budget is None or m.selects]
                 rope = m.rope(length, model.config)
                 activate(model, cfg, rope)
-                kept = KeptPrefill(cfg, enabled=reuse_haystack and rope is None)
+                kept = KeptPrefill(cfg, enabled=reuse_haystack and rope is None
+                                   and (cfg is None or cfg.prefill_selection != "token"))
                 weights = None
                 if m.selects and any(r.retrieval_heads for r in rs):
                     from ..retrieval_heads import load_or_calibrate

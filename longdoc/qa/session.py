@@ -137,6 +137,7 @@ class DocumentSession:
         self.reread, self.reread_tokens, self.reread_scores = reread, reread_tokens, reread_scores
         self.reread_order = reread_order
         self.ingest: Ingest | None = None
+        self._neutral_prompts: list[list[int]] | None = None
 
     def reread_budget(self, prompt: prompting.Prompt) -> int | None:
         """Tokens of the dense re-read for this prompt, or None to answer directly (re-read off, LongHeads off,
@@ -170,10 +171,13 @@ class DocumentSession:
         return self.ingest
 
     def neutral_prompts(self) -> list[list[int]]:
-        """The document framed with each of `reread.NEUTRAL_QUESTIONS` (the "contrast" re-read's baseline)."""
+        """The document framed with each of `reread.NEUTRAL_QUESTIONS` (the "contrast" re-read's baseline);
+        tokenised once per session."""
         from longdoc.reread import NEUTRAL_QUESTIONS
 
-        return [self.prompt(q).ids for q in NEUTRAL_QUESTIONS]
+        if self._neutral_prompts is None:
+            self._neutral_prompts = [self.prompt(q).ids for q in NEUTRAL_QUESTIONS]
+        return self._neutral_prompts
 
     def manifest_info(self) -> dict:
         return {"sources": self.document.sources, "chars": len(self.document.text), "format": self.fmt}

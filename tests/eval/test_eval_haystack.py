@@ -34,7 +34,7 @@ def _run(lm, prose, methods, reuse):
     return {(t["task"], t["method"], t["reader"], t["trial"]): t for t in results.trials}
 
 
-@pytest.mark.parametrize("methods", ["longheads", "full", "paper"])
+@pytest.mark.parametrize("methods", ["longheads", "full", "longheads[keep_previous=false]"])
 def test_reused_haystack_equals_whole_prefills(lm, prose, methods):
     torch.manual_seed(0)
     fresh = _run(lm, prose, methods, reuse=False)
@@ -47,13 +47,15 @@ def test_reused_haystack_equals_whole_prefills(lm, prose, methods):
         assert b["reused_tokens"] < b["tokens"]
         assert a["answer"] == b["answer"], key
         assert a["gold_logprob"] == pytest.approx(b["gold_logprob"], abs=2e-3), key
-        for f in ("hit_rate", "reread_tokens", "reread_hit", "correct"):
+        for f in ("hit_rate", "reread_tokens", "reread_chunks", "reread_hit", "correct"):
             assert a.get(f) == b.get(f), (key, f)
 
 
-def test_rope_scaled_methods_never_reuse(lm, prose):
-    """Dynamic NTK recomputes its frequencies from each forward call's length: a reused prefix would differ."""
-    shared = _run(lm, prose, "ntk", reuse=True)
+@pytest.mark.parametrize("methods", ["ntk", "paper"])
+def test_rope_scaled_and_token_prefill_methods_never_reuse(lm, prose, methods):
+    """Dynamic NTK recomputes its frequencies from each forward call's length, and per-token prefill selection
+    (the paper's) keeps no block selections for a reused part: either way a reused prefix would differ."""
+    shared = _run(lm, prose, methods, reuse=True)
     assert shared and all(t["reused_tokens"] == 0 for t in shared.values())
 
 

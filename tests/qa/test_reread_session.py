@@ -3,6 +3,7 @@ model says to the dense prompt alone, the pooled document stays pooled, citation
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from longdoc.documents import Document, Span
@@ -62,10 +63,24 @@ def test_contrast_scores_are_the_question_mass_over_the_neutral_prompts_mass(tin
     from longdoc import reread
     from longdoc.longheads.patch import longheads_rope
 
+    calls = []
+    real_mass = reread.attention_mass
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real_mass(*a, **kw)
+
     engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=8))
     session = DocumentSession(engine, _document(), reread=True, reread_tokens=128, reread_scores="contrast")
-    reply = session.reply("What is the door code?", SamplingParams(max_new_tokens=4))
-    list(reply)
+    reread.attention_mass = counted
+    try:
+        reply = session.reply("What is the door code?", SamplingParams(max_new_tokens=4))
+        list(reply)
+        assert len(calls) == 2  # the neutral question, then the question
+        list(session.reply("Which word comes first?", SamplingParams(max_new_tokens=2)))
+        assert len(calls) == 3  # the same document: its neutral mass was remembered, not recomputed
+    finally:
+        reread.attention_mass = real_mass
     assert reply.reread is not None and len(engine._neutral) == 1
     q0 = reply.prompt.prefix_len
 
@@ -79,8 +94,15 @@ def test_contrast_scores_are_the_question_mass_over_the_neutral_prompts_mass(tin
     want = reread.peaked_votes(reread.contrast(mass(reply.prompt.ids), neutral))
     got = reply.reread.scores
     assert torch.allclose(got[1 : len(want)], want[1:], rtol=1e-4, atol=1e-9)
-    list(session.reply("Which word comes first?", SamplingParams(max_new_tokens=2)))
-    assert len(engine._neutral) == 1  # the same document: its neutral mass was remembered, not recomputed
+    from longdoc.errors import ConfigError
+
+    other = [9, 9, 9] + reply.prompt.ids[3:]
+    with pytest.raises(ConfigError, match="neutral prompt"):
+        list(engine.reread_stream(reply.prompt.ids, SamplingParams(max_new_tokens=1), prefix_len=q0,
+                                  question_start=q0, budget=128, scores="contrast", neutral_prompts=[other]))
+    with pytest.raises(ConfigError, match="order"):
+        list(engine.reread_stream(reply.prompt.ids, SamplingParams(max_new_tokens=1), prefix_len=q0,
+                                  question_start=q0, budget=128, order="random"))
 
 
 def test_default_budget_is_half_the_window_with_room_for_a_chunk(tiny_model_dir):
