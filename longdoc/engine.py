@@ -154,8 +154,11 @@ class Engine:
         usage = usage if usage is not None else Usage()
         record: list[Selection] = []
         with self._lock.hold("this stream"):
+            t0 = time.perf_counter()
             neutral = self._neutral_mass(neutral_prompts, prefix_len, question_start) if scores == "contrast" else None
+            neutral_s = time.perf_counter() - t0  # the neutral question's pass (once per document), part of prefill
             cache, _ = self._prefill(prompt_ids, prefix_len, usage, progress, record)
+            usage.prefill_s += neutral_s
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
             votes = None
             if scores in ("attention", "contrast"):
