@@ -226,14 +226,12 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
     record = selections if lh and cfg.selection == "longheads" else None
     neutral = None
     if lh and any(r.contrast for r in readers) and p.question_start // cfg.chunk_size >= 2:
-        cut = p.question_start // cfg.chunk_size * cfg.chunk_size  # the document's whole chunks, shared by all
+        # the document's whole chunks (a grouping-free config may have reused a little past them)
+        cut = max(reused, p.question_start // cfg.chunk_size * cfg.chunk_size)
         if cut > reused:
             prefill(model, cache, p.ids[:, reused:cut], exact_from=p.question_start, record=record)
-            reused_or_cut = cut
-        else:
-            reused_or_cut = reused
-        neutral = neutral_mass(model, tokenizer, sample, cfg, cache, reused_or_cut, p.question_start)
-        logits = prefill(model, cache, p.ids[:, reused_or_cut:], exact_from=p.question_start, record=record)
+        neutral = neutral_mass(model, tokenizer, sample, cfg, cache, cut, p.question_start)
+        logits = prefill(model, cache, p.ids[:, cut:], exact_from=p.question_start, record=record)
     else:
         logits = prefill(model, cache, p.ids[:, reused:], exact_from=p.question_start if lh else None, record=record)
     hit = hit_rate(selections, cfg.chunk_size, p.needle_tokens, N - 1) if selections else None
