@@ -65,7 +65,8 @@ def parse_floats(ctx, param, value):
     return out
 
 
-def common_options(default_lengths: str, full_limit: int | None = 16384):
+def common_options(default_lengths: str, full_limit: int | None = 16384, methods: str = "full,window,longheads",
+                   methods_help: str = "full, window, longheads, paper; variants as longheads[score=keybound,chunks=16]."):
     def wrap(fn):
         opts = [
             click.option("-m", "--model", default=None,
@@ -75,8 +76,7 @@ def common_options(default_lengths: str, full_limit: int | None = 16384):
                          show_default=True, help="Model dtype (auto: float32 on CPU, bfloat16 on CUDA)."),
             click.option("--lengths", default=default_lengths, show_default=True, callback=parse_lengths,
                          help="Prompt lengths in tokens (4096 or 4k)."),
-            click.option("--methods", default="full,window,longheads", show_default=True,
-                         help="full, window, longheads, paper; variants as longheads[score=keybound,chunks=16]."),
+            click.option("--methods", default=methods, show_default=True, help=methods_help),
             click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                          help="LongHeadsConfig override for every LongHeads method (repeatable)."),
             click.option("--chunk-size", type=int, default=None, help="Shortcut for --set chunk_size=N."),
@@ -265,33 +265,64 @@ def suite(tasks, readers, trials, haystack, **kw):
 
 
 @eval_group.command()
-@common_options("30k", full_limit=8192)
-@click.option("--readers", default="direct,reread-2048", show_default=True,
-              help="direct, reread-<tokens>: as for `longdoc eval suite`.")
+@common_options("30k", full_limit=8192, methods="full,window,longheads,rag",
+                methods_help="full, window, longheads, paper, variants as longheads[k=v,...], and rag (vector RAG: "
+                             "the question's top-k chunks summarized with plain attention).")
+@click.option("--readers", default="direct,reread-1024-pmi", show_default=True,
+              help="direct, reread-<tokens>[-pmi...]: as for `longdoc eval suite` (reread-1024-pmi: the default of ask).")
 @click.option("--max-new-tokens", type=int, default=200, show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=1, show_default=True,
               help="Documents: document i starts at the i-th section (essay) of the haystack.")
+@click.option("--top-k", type=int, default=4, show_default=True,
+              help="Chunks the RAG baseline retrieves (4 x 256 tokens: the default re-read's 1,024-token budget).")
+@click.option("--chunk-tokens", type=int, default=256, show_default=True, help="RAG chunk size in model tokens.")
 @click.option("--haystack", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Sections as blocks separated by two blank lines, title on the first line (default: the essays).")
 @handle_errors
 @resumable
-def summary(readers, max_new_tokens, trials, haystack, **kw):
-    """Summary of a multi-section document (whole essays up to --lengths tokens): sections drawn on, heads per
-    section, ROUGE-1 recall of the section headings, answer length and repeated sentences (readers take
-    decoding modifiers: direct+norep, direct+rp1.2, direct+nr4)."""
+def summary(readers, max_new_tokens, trials, top_k, chunk_tokens, haystack, **kw):
+    """Summary of a multi-section document (whole essays up to --lengths tokens): sections drawn on, sections
+    the heads / the re-read / the retrieved chunks read, ROUGE-1 recall of the section headings, answer length
+    and repeated sentences (readers take decoding modifiers: direct+norep, direct+rp1.2, direct+nr4)."""
+    from longdoc.errors import ConfigError
     from longdoc.eval.corpus import essays
+    from longdoc.eval.methods import _split_top_level
     from longdoc.eval.suite import parse_readers
-    from longdoc.eval.summary import essay_sections, run_summary, summary_table
+    from longdoc.eval.summary import RAG, essay_sections, run_summary, summary_table
 
-    rs = parse_readers(readers)
-    s = Setup("summary", kw, {"readers": readers, "trials": trials})
+    items = [m.strip() for m in _split_top_level(kw["methods"]) if m.strip()]
+    if not items:
+        raise ConfigError("no methods given: use e.g. --methods window,longheads,rag.")
+    if top_k < 1 or chunk_tokens < 16:
+        raise click.BadParameter("--top-k must be at least 1 and --chunk-tokens at least 16.")
+    rag = RAG in items
+    try:
+        rs = parse_readers(readers)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    s = Setup("summary", {**kw, "methods": ",".join(m for m in items if m != RAG)},
+              {"readers": readers, "trials": trials, "rag": {"top_k": top_k, "chunk_tokens": chunk_tokens} if rag else None})
     text = open(haystack, encoding="utf-8").read() if haystack else essays()
     count = lambda t: len(s.lm.tokenizer(t).input_ids)  # noqa: E731
+    embeddings = None
+    if rag:
+        from longdoc.eval.rag import minilm_embeddings
+
+        embeddings = minilm_embeddings()  # once for every document
+    rows = []
     for i in range(trials):
         rows = run_summary(s.lm, s.methods, rs, essay_sections(text, s.lengths[0], count, start=i), s.results,
-                           max_new_tokens=max_new_tokens, common=s.common, trial=i)
+                           max_new_tokens=max_new_tokens, common=s.common, trial=i,
+                           rag_top_k=top_k if rag else None, chunk_tokens=chunk_tokens, embeddings=embeddings,
+                           on_trial=_print_summary)
     _out().print(summary_table(rows), markup=False)
     _done(s.results)
+
+
+def _print_summary(row: dict) -> None:
+    _err().print(f"summary {row['length']} {row['method']} {row['reader']} doc {row['trial']}: "
+                 f"{row['covered']}/{row['sections']} sections, {row['answer_tokens']} tokens: {row['answer'][:70]!r}",
+                 style="dim", markup=False, soft_wrap=True)
 
 
 @eval_group.command()

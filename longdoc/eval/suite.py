@@ -209,15 +209,28 @@ def neutral_mass(model, tokenizer, sample: Sample, cfg, cache, length: int, ques
     return torch.stack(masses).mean(dim=0) if masses else None
 
 
+@dataclass
+class Prefilled:
+    """A prompt prefilled with the active method: `logits` (1, V) at its last token, `selections` the heads'
+    chunk selections over the document (LongHeads methods; [] otherwise), `neutral` the neutral questions' mean
+    attention mass (Hq, C-1) for -pmi readers (None when no reader contrasts or the document has < 2 chunks) and
+    `reused` the tokens taken from the cell's kept prefill."""
+
+    prompt: Prompt
+    cache: object
+    logits: torch.Tensor
+    selections: list
+    neutral: torch.Tensor | None
+    reused: int
+
+
 @torch.inference_mode()
-def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head_weights=None,
-              kept: KeptPrefill | None = None) -> dict[str, dict]:
-    """One prefill of the sample with the active method, then every reader, each from the same prefilled state.
-    Returns {reader name: fields}. head_weights: (n_layers, Hq) retrieval scores for the -rh readers.
-    kept: the cell's kept prefill (`longdoc.eval.haystack`): the prompt's shared haystack prefix is reused from
-    it and this prefill is offered back; None = prefill the whole prompt."""
+def prefill_sample(model, tokenizer, sample: Sample, cfg, readers: list[Reader],
+                   kept: KeptPrefill | None = None) -> Prefilled:
+    """Prefill `sample` with the active method (cfg: its LongHeadsConfig, None for plain attention), recording
+    the heads' selections, and the neutral prompts' attention mass where a reader contrasts with it. kept: the
+    cell's kept prefill (`longdoc.eval.haystack`): the shared haystack prefix is reused from it."""
     p = build_prompt(tokenizer, sample)
-    N = p.ids.shape[1]
     lh = cfg is not None
     ids = p.ids[0].tolist()
     start = kept.start(model, ids, p.question_start) if kept is not None else Reused(new_cache(model), 0)
@@ -234,8 +247,37 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
         logits = prefill(model, cache, p.ids[:, cut:], exact_from=p.question_start, record=record)
     else:
         logits = prefill(model, cache, p.ids[:, reused:], exact_from=p.question_start if lh else None, record=record)
+    return Prefilled(p, cache, logits, selections, neutral, reused)
+
+
+def reader_plan(model, state: Prefilled, cfg, reader: Reader, head_weights=None) -> reread.RereadPlan | None:
+    """The chunks `reader` (a re-read) reads densely after `state`'s prefill (`reread.plan`); None without
+    selections. The cache must hold the prompt (the -tok / -pmi scores read the question's queries from it)."""
+    if not state.selections:
+        return None
+    p = state.prompt
+    votes = None
+    if reader.attention or reader.contrast:
+        votes = reread.attention_votes(state.cache, longheads_rope(model), cfg, p.question_start,
+                                       neutral=state.neutral if reader.contrast else None)
+    return reread.plan(p.ids, state.selections, cfg, p.question_start, reader.budget,
+                       hub_correction=reader.hub_correction, neighbours=reader.neighbours,
+                       head_weights=head_weights if reader.retrieval_heads else None, votes=votes,
+                       order=reader.order)
+
+
+@torch.inference_mode()
+def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head_weights=None,
+              kept: KeptPrefill | None = None) -> dict[str, dict]:
+    """One prefill of the sample with the active method, then every reader, each from the same prefilled state.
+    Returns {reader name: fields}. head_weights: (n_layers, Hq) retrieval scores for the -rh readers.
+    kept: the cell's kept prefill (`longdoc.eval.haystack`): the prompt's shared haystack prefix is reused from
+    it and this prefill is offered back; None = prefill the whole prompt."""
+    state = prefill_sample(model, tokenizer, sample, cfg, readers, kept)
+    p, cache, logits, selections = state.prompt, state.cache, state.logits, state.selections
+    N = p.ids.shape[1]
     hit = hit_rate(selections, cfg.chunk_size, p.needle_tokens, N - 1) if selections else None
-    base = {"tokens": N, "reused_tokens": reused, "hit_rate": None if hit is None else round(hit, 4)}
+    base = {"tokens": N, "reused_tokens": state.reused, "hit_rate": None if hit is None else round(hit, 4)}
     snap = cache.snapshot()  # every reader starts from the prompt, not from another reader's answer
     out = {}
     for r in readers:
@@ -243,15 +285,9 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
         if r.budget is None:
             out[r.name] = {**base, **_answer(model, tokenizer, cache, logits, sample, r.params(sample.max_new_tokens))}
             continue
-        if not selections:
+        plan = reader_plan(model, state, cfg, r, head_weights)
+        if plan is None:
             continue  # a re-read needs the heads' selections
-        votes = None
-        if r.attention or r.contrast:
-            votes = reread.attention_votes(cache, longheads_rope(model), cfg, p.question_start,
-                                           neutral=neutral if r.contrast else None)
-        plan = reread.plan(p.ids, selections, cfg, p.question_start, r.budget, hub_correction=r.hub_correction,
-                           neighbours=r.neighbours, head_weights=head_weights if r.retrieval_heads else None,
-                           votes=votes, order=r.order)
         targets = {c for a, b in p.needle_tokens for c in range(a // cfg.chunk_size, (b - 1) // cfg.chunk_size + 1)}
         activate(model, None)  # the dense pass: plain attention, every position inside the trained length
         try:
@@ -265,7 +301,7 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
                        "reread_hit": bool(targets & read) if targets else None}
     cache.restore(snap)
     if kept is not None:
-        kept.offer(ids, cache, p.question_start, min((a for a, _ in p.needle_tokens), default=p.question_start))
+        kept.offer(p.ids[0].tolist(), cache, p.question_start, min((a for a, _ in p.needle_tokens), default=p.question_start))
     return out
 
 

@@ -155,27 +155,46 @@ def essay_sections(essays_text: str, n_tokens: int, count_tokens, start: int = 0
 QUESTION = "Summarize the document above: one sentence for each of its sections."
 
 
+RAG = "rag"  # the vector-RAG baseline's method name (`longdoc.eval.rag`; reader "top-<k>")
+
+
+def _row(key: dict, answer: str, sections: list[Section], headings: str, share, dec: dict, **extra) -> dict:
+    cov = coverage(answer, sections)
+    return {**key, "answer": answer, "sections": len(sections), "covered": sum(cov),
+            "coverage": round(sum(cov) / len(sections), 4),
+            "heads_sections": None if share is None else sum(x > 0 for x in share),
+            "heads_share": None if share is None else [round(x, 4) for x in share],
+            "rouge1_headings": round(rouge_n(answer, headings, 1)["recall"], 4),
+            "correct": False, "score": round(sum(cov) / len(sections), 4), "gold_logprob": 0.0, **dec, **extra}
+
+
 def run_summary(lm, methods, readers, sections: list[Section], results, *, max_new_tokens: int = 200,
-                common: dict | None = None, on_trial=None, trial: int = 0) -> list[dict]:
+                common: dict | None = None, on_trial=None, trial: int = 0, rag_top_k: int | None = None,
+                chunk_tokens: int = 256, embeddings=None) -> list[dict]:
     """Summarize one multi-section document (trial: its index in a multi-document run) with every method x
-    reader (readers branch from one prefill; a reader's +decoding modifiers set its SamplingParams); record
-    coverage, heads per section, ROUGE against the section headings, answer tokens and whether the answer
-    repeated a sentence (stopped at one, or, with +norep, contains one)."""
+    reader (readers branch from one prefill, as in `longdoc.eval.suite`: the same re-read plans, -pmi included;
+    a reader's +decoding modifiers set its SamplingParams); record coverage, the sections the heads (direct) or
+    the re-read (its chunks) drew on, ROUGE against the section headings, answer tokens and whether the answer
+    repeated a sentence (stopped at one, or, with +norep, contains one).
+
+    rag_top_k: also the vector-RAG baseline: the question retrieves its rag_top_k nearest chunks of chunk_tokens
+    tokens (`longdoc.eval.rag`, one segment per section) and the same weights summarize them with plain
+    attention; its "sections read" are the sections of the retrieved chunks."""
     import torch
 
-    from .. import reread
     from ..generate import Usage, decode, prefill
     from ..prefix import new_cache
     from ..repetition import RepeatGuard
     from .methods import activate, checked_configs
     from .results import config_id
-    from .suite import build_prompt
+    from .suite import Reader, build_prompt, prefill_sample, reader_plan
     from .tasks import Sample
 
     model, tok = lm.model, lm.tokenizer
     text, spans = section_spans(sections)
     sample = Sample("summary", text, QUESTION, "", [], list(spans), max_new_tokens=max_new_tokens)
     p = build_prompt(tok, sample)
+    length = p.ids.shape[1]
     headings = " ".join(s.title for s in sections)
     configs = checked_configs(methods, model.config, common)
 
@@ -188,56 +207,73 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
         return text, {"answer_tokens": usage.completion_tokens, "repeated": bool(repeated),
                       "finish_reason": usage.finish_reason}
 
+    def save(row):
+        results.add_trial(row)
+        if on_trial:
+            on_trial(row)
+        results.save()
+
     for m in methods:
         cfg = configs[m.label]
-        activate(model, cfg, m.rope(p.ids.shape[1], model.config))
+        activate(model, cfg, m.rope(length, model.config))
         rs = [r for r in readers if r.budget is None or m.selects]
         keys = {r.name: dict(task="summary", method=m.label, reader=r.name, config_id=config_id(cfg),
-                             length=p.ids.shape[1], trial=trial, seed=0) for r in rs}
+                             length=length, trial=trial, seed=0) for r in rs}
         todo = [r for r in rs if results.done(**keys[r.name]) is None]
         if not todo:
             continue
-        cache = new_cache(model)
-        doc_sel: list = []
         with torch.inference_mode():
-            logits = prefill(model, cache, p.ids, exact_from=p.question_start if cfg else None,
-                             record=doc_sel if m.selects else None)
+            state = prefill_sample(model, tok, sample, cfg, todo)
+        cache, logits = state.cache, state.logits
+        snap = cache.snapshot()
         for r in todo:
+            cache.restore(snap)
             if r.budget is None:
-                snap = cache.snapshot()
                 n0 = cache.get_seq_length()
                 answer_sel: list = []
                 answer, dec = greedy(cache, logits, r, record=answer_sel if m.selects else None)
-                cache.restore(snap)
                 share = heads_per_section(answer_sel, cfg, p.needle_tokens, n0) if m.selects else None
-                extra = {}
-            else:
-                plan = reread.plan(p.ids, doc_sel, cfg, p.question_start, r.budget, hub_correction=r.hub_correction)
-                activate(model, None)
-                try:
-                    dense = new_cache(model)
-                    with torch.inference_mode():
-                        answer, dec = greedy(dense, prefill(model, dense, plan.ids), r)
-                finally:
-                    activate(model, cfg)
-                l = cfg.chunk_size
-                read = [0, *plan.chunks]
-                share = [sum(max(0, min((c + 1) * l, b) - max(c * l, a)) for c in read) / (len(read) * l)
-                         for a, b in p.needle_tokens]
-                extra = {"reread_chunks": plan.chunks}
-            cov = coverage(answer, sections)
-            row = {**keys[r.name], "answer": answer, "sections": len(sections), "covered": sum(cov),
-                     "coverage": round(sum(cov) / len(sections), 4),
-                     "heads_sections": None if share is None else sum(x > 0 for x in share),
-                     "heads_share": None if share is None else [round(x, 4) for x in share],
-                     "rouge1_headings": round(rouge_n(answer, headings, 1)["recall"], 4),
-                     "correct": False, "score": round(sum(cov) / len(sections), 4), "gold_logprob": 0.0, **dec,
-                     **extra}
-            results.add_trial(row)
-            if on_trial:
-                on_trial(row)
-            results.save()
+                save(_row(keys[r.name], answer, sections, headings, share, dec))
+                continue
+            with torch.inference_mode():
+                plan = reader_plan(model, state, cfg, r)
+            if plan is None:
+                continue
+            activate(model, None)  # the dense pass: plain attention over [chunk 0 | chosen chunks | question]
+            try:
+                dense = new_cache(model)
+                with torch.inference_mode():
+                    answer, dec = greedy(dense, prefill(model, dense, plan.ids), r)
+            finally:
+                activate(model, cfg)
+            l = cfg.chunk_size
+            read = [0, *plan.chunks]
+            share = [sum(max(0, min((c + 1) * l, b) - max(c * l, a)) for c in read) / (len(read) * l)
+                     for a, b in p.needle_tokens]
+            save(_row(keys[r.name], answer, sections, headings, share, dec, reread_chunks=plan.chunks,
+                      reread_tokens=int(plan.ids.shape[1])))
+        cache.restore(snap)
+        del state, cache
     activate(model, None)
+    if rag_top_k:
+        key = dict(task="summary", method=RAG, reader=f"top-{rag_top_k}", config_id=config_id(None), length=length,
+                   trial=trial, seed=0)
+        if results.done(**key) is None:
+            from . import rag
+
+            segments = [(f"# {s.title}\n\n{s.text}", {"section": i}) for i, s in enumerate(sections)]
+            index = rag.build_index(segments, lambda t: tok(t, add_special_tokens=False).input_ids,
+                                    chunk_tokens=chunk_tokens, embeddings=embeddings)
+            hits = index.search(QUESTION, rag_top_k)
+            retrieved = Sample("summary", rag.context(hits), QUESTION, "", [], [], max_new_tokens=max_new_tokens)
+            q = build_prompt(tok, retrieved)
+            dense = new_cache(model)
+            with torch.inference_mode():
+                answer, dec = greedy(dense, prefill(model, dense, q.ids), Reader("direct"))
+            got = [h.metadata["section"] for h in hits]
+            share = [got.count(i) / len(got) for i in range(len(sections))]
+            save(_row(key, answer, sections, headings, share, dec, retrieved_sections=got,
+                      reread_tokens=int(q.ids.shape[1])))
     rows = [t for t in results.trials if t.get("task") == "summary"]
     results.set_results(rows)
     return rows
@@ -245,14 +281,15 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
 
 def summary_table(rows: list[dict]) -> str:
     """Markdown table of run_summary rows, one line per method x reader (documents differ in length: their mean is
-    shown): documents, mean section coverage, sections the heads read, ROUGE-1 recall of the headings, answer
+    shown): documents, mean section coverage, share of sections read (by the heads' selections for a direct
+    LongHeads answer, the re-read's chunks, the retrieved chunks for rag), ROUGE-1 recall of the headings, answer
     tokens, answers that repeated a sentence (with the 95% Wilson interval) and answers cut at the token limit."""
     from .suite import wilson
 
     cells: dict[tuple, list[dict]] = {}
     for t in rows:
         cells.setdefault((t["method"], t["reader"]), []).append(t)
-    lines = ["| method | reader | documents | mean tokens | coverage | heads' sections | ROUGE-1 (headings) "
+    lines = ["| method | reader | documents | mean tokens | coverage | sections read | ROUGE-1 (headings) "
              "| answer tokens | repeated [95% CI] | hit the limit |", "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for (method, reader), ts in sorted(cells.items()):
         n = len(ts)

