@@ -111,7 +111,8 @@ class Engine:
 
     def reread_stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
                       question_start: int, budget: int, hub_correction: bool = True, scores: str = "votes",
-                      neutral_prompts: list[list[int]] = (), order: str = "text", usage: Usage | None = None,
+                      neutral_prompts: list[list[int]] = (), order: str = "text", lead_ids: list[int] = (),
+                      usage: Usage | None = None,
                       progress: ProgressFn | None = None, on_plan=None,
                       selections: list[Selection] | None = None) -> Iterator[str]:
         """Stream the answer of a LongHeads-guided re-read (longdoc/reread.py): prefill `prompt_ids` through the
@@ -127,6 +128,8 @@ class Engine:
         over the mass the `neutral_prompts` (the same document prefix, then a neutral question each; see
         `reread.contrast`) give each chunk: computed once per document and remembered (`neutral_mass`).
         order: "text" or "score" (the chosen chunks in document order, or the best next to the question).
+        lead_ids: tokens read right after chunk 0, before the chosen chunks (the question asked first too,
+        `reread.plan(lead=...)`); they count in the budget.
         on_plan(RereadPlan | None) is called before the first piece; None: the question left no room for a
         chunk in the budget, or no head voted, and LongHeads answers as in `stream` (recording into `selections`
         for citations, as `stream` does).
@@ -171,7 +174,8 @@ class Engine:
                                            question_start)
             try:
                 plan = reread.plan(torch.tensor([prompt_ids]), record, self.config, question_start, budget,
-                                   hub_correction=hub_correction, prior=prior, votes=votes, order=order)
+                                   hub_correction=hub_correction, prior=prior, votes=votes, order=order,
+                                   lead=torch.tensor([list(lead_ids)]) if len(lead_ids) else None)
             except ValueError:  # the question leaves no room for a chunk: answer with LongHeads itself
                 plan = None
         if plan is None or not plan.chunks:

@@ -193,7 +193,7 @@ def attention_votes(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int
 def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,
          hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None,
          diverse: bool = True, prior: torch.Tensor | None = None, votes: torch.Tensor | None = None,
-         order: str = "text") -> RereadPlan:
+         order: str = "text", lead: torch.Tensor | None = None) -> RereadPlan:
     """Choose the chunks of a dense re-read and build its prompt.
 
     ids (1, N): the prompt the LongHeads prefill read (document, then the question from token `question_start`).
@@ -212,6 +212,9 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
         boundary; paper Table 7).
     order: where the chosen chunks sit between chunk 0 and the question: "text" (document order) or "score"
         (best last, next to the question; the paper's `chunk_order="score"`).
+    lead: (1, m) tokens read right after chunk 0, before the chosen chunks (the question asked first as well as
+        last: "query-aware contextualization", Liu et al. 2023, "Lost in the Middle", arXiv 2307.03172); they count
+        in the budget. Not added when the question starts in chunk 0 (the whole prompt is read as it is).
     Raises ValueError if the question leaves no room for a single chunk in the budget, or for another order.
     """
     l = cfg.chunk_size
@@ -219,7 +222,8 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     n_full = question_start // l  # chunks wholly before the question's first token... and the partial one
     tail_from = n_full * l  # the partial chunk holding the question's start, then the question
     tail = ids[:, tail_from:]
-    room = (budget - min(l, N) - tail.shape[1]) // l
+    n_lead = 0 if lead is None or n_full == 0 else lead.shape[1]
+    room = (budget - min(l, N) - tail.shape[1] - n_lead) // l
     if room < 1:
         raise ValueError(f"re-read budget {budget} leaves no room for a chunk next to a {tail.shape[1]}-token tail")
     C = max(n_full, 1)
@@ -259,7 +263,8 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
         chosen.sort(key=lambda c: (float(scores[c]), c))  # ascending: the best chunk right before the question
     else:
         raise ValueError(f"re-read order is 'text' or 'score', not {order!r}")
-    parts = [ids[:, : min(l, N)]] + [ids[:, c * l : (c + 1) * l] for c in chosen if c >= 1] + [tail]
+    parts = [ids[:, : min(l, N)]] + ([lead.to(ids.dtype)] if n_lead else []) \
+        + [ids[:, c * l : (c + 1) * l] for c in chosen if c >= 1] + [tail]
     if n_full == 0:  # the question starts in chunk 0: the whole prompt is the dense prompt
         parts, chosen = [ids], []
     return RereadPlan(chosen, torch.cat(parts, dim=1), scores)

@@ -60,6 +60,25 @@ def test_plan_keeps_text_order_budget_and_neighbours():
     assert p.ids[0, -6:].tolist() == list(range(40, 46))  # the question tail, untouched
 
 
+def test_plan_reads_a_lead_after_chunk_0_within_the_budget():
+    ids = torch.arange(46)[None]
+    lead = torch.tensor([[100, 101, 102, 103, 104]])
+    budget = L + 3 * L + 6
+    plain = reread.plan(ids, _records(), CFG, question_start=40, budget=budget)
+    led = reread.plan(ids, _records(), CFG, question_start=40, budget=budget, lead=lead)
+    assert led.ids[0, :L].tolist() == list(range(L)) and led.ids[0, L:L + 5].tolist() == [100, 101, 102, 103, 104]
+    assert led.ids[0, -6:].tolist() == list(range(40, 46)) and led.ids.shape[1] <= budget
+    assert plain.chunks == [3, 6] and led.chunks == [6]  # room for (22 - 4 - 6 - 5) // 4 = 1 chunk: the best one
+    chunk_ids = led.ids[0, L + 5:-6].tolist()  # the chosen chunks, as in the plan without the lead
+    assert chunk_ids == [t for c in led.chunks for t in range(c * L, (c + 1) * L)]
+    try:  # a lead that fills the room leaves no chunk
+        reread.plan(ids, _records(), CFG, question_start=40, budget=L + L + 6, lead=lead)
+    except ValueError as e:
+        assert "no room" in str(e)
+    else:
+        raise AssertionError("expected ValueError")
+
+
 def test_plan_refuses_a_budget_without_room():
     ids = torch.arange(46)[None]
     try:

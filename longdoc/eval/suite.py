@@ -33,11 +33,11 @@ from .tasks import Sample, make_samples, score
 
 @dataclass(frozen=True)
 class Reader:
-    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok][-pmi][-near]"
+    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf]"
     (-rh: votes weighed by retrieval-head scores, `longdoc.retrieval_heads`; -tok: chunks ranked by the question's
     attention mass over their keys, `reread.attention_votes`; -pmi: that mass contrasted per head with neutral
     questions', `reread.contrast`, the default of `longdoc ask`; -near: the chosen chunks best-last, next to the
-    question). decoding (longdoc/repetition.py):
+    question; -qf: the question read first too, right after chunk 0). decoding (longdoc/repetition.py):
     +norep (no stop at a repeated sentence), +rp<x> (repetition penalty x), +nr<n> (no repeated n-grams)."""
 
     name: str
@@ -77,6 +77,11 @@ class Reader:
         return "-pmi" in self.base
 
     @property
+    def question_first(self) -> bool:
+        """-qf: the question also read before the chosen chunks (`reread.plan(lead=...)`)."""
+        return "-qf" in self.base
+
+    @property
     def order(self) -> str:
         """-near: the chosen chunks best-last, next to the question (`reread.plan(order="score")`)."""
         return "score" if "-near" in self.base else "text"
@@ -106,7 +111,7 @@ def parse_readers(spec: str) -> list[Reader]:
         r = Reader(name)
         ok_base = r.base == "direct" or (r.base.startswith("reread-") and r.base.split("-")[1].isdigit())
         if not ok_base or not all(_MOD.match(m) for m in r.mods):
-            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near], e.g. "
+            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf], e.g. "
                              "reread-2048, optionally with +norep, +rp<penalty>, +nr<n> (e.g. direct+rp1.2)")
         out.append(r)
     return out or [Reader("direct")]
@@ -250,9 +255,15 @@ def prefill_sample(model, tokenizer, sample: Sample, cfg, readers: list[Reader],
     return Prefilled(p, cache, logits, selections, neutral, reused)
 
 
-def reader_plan(model, state: Prefilled, cfg, reader: Reader, head_weights=None) -> reread.RereadPlan | None:
+def question_lead(tokenizer, question: str) -> torch.Tensor:
+    """(1, m) the tokens a -qf re-read reads right after chunk 0: the question, then a blank line."""
+    return torch.tensor([tokenizer(question.strip() + "\n\n", add_special_tokens=False).input_ids])
+
+
+def reader_plan(model, state: Prefilled, cfg, reader: Reader, head_weights=None, lead=None) -> reread.RereadPlan | None:
     """The chunks `reader` (a re-read) reads densely after `state`'s prefill (`reread.plan`); None without
-    selections. The cache must hold the prompt (the -tok / -pmi scores read the question's queries from it)."""
+    selections. The cache must hold the prompt (the -tok / -pmi scores read the question's queries from it).
+    lead: (1, m) `question_lead` tokens, read first by a -qf reader."""
     if not state.selections:
         return None
     p = state.prompt
@@ -263,7 +274,7 @@ def reader_plan(model, state: Prefilled, cfg, reader: Reader, head_weights=None)
     return reread.plan(p.ids, state.selections, cfg, p.question_start, reader.budget,
                        hub_correction=reader.hub_correction, neighbours=reader.neighbours,
                        head_weights=head_weights if reader.retrieval_heads else None, votes=votes,
-                       order=reader.order)
+                       order=reader.order, lead=lead if reader.question_first else None)
 
 
 @torch.inference_mode()
@@ -285,7 +296,7 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
         if r.budget is None:
             out[r.name] = {**base, **_answer(model, tokenizer, cache, logits, sample, r.params(sample.max_new_tokens))}
             continue
-        plan = reader_plan(model, state, cfg, r, head_weights)
+        plan = reader_plan(model, state, cfg, r, head_weights, question_lead(tokenizer, sample.question))
         if plan is None:
             continue  # a re-read needs the heads' selections
         targets = {c for a, b in p.needle_tokens for c in range(a // cfg.chunk_size, (b - 1) // cfg.chunk_size + 1)}

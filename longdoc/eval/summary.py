@@ -187,7 +187,7 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
     from ..repetition import RepeatGuard
     from .methods import activate, checked_configs
     from .results import config_id
-    from .suite import Reader, build_prompt, prefill_sample, reader_plan
+    from .suite import Reader, build_prompt, prefill_sample, question_lead, reader_plan
     from .tasks import Sample
 
     model, tok = lm.model, lm.tokenizer
@@ -236,7 +236,7 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
                 save(_row(keys[r.name], answer, sections, headings, share, dec))
                 continue
             with torch.inference_mode():
-                plan = reader_plan(model, state, cfg, r)
+                plan = reader_plan(model, state, cfg, r, lead=question_lead(tok, QUESTION))
             if plan is None:
                 continue
             activate(model, None)  # the dense pass: plain attention over [chunk 0 | chosen chunks | question]

@@ -114,6 +114,9 @@ REREAD_SHARE = 0.5  # of the window, the default re-read: on the embedded model 
 # model only; `reread_tokens` / `--reread-tokens` set it
 
 
+REREAD_QUESTION_FIRST = False  # see README, "Reading"
+
+
 class DocumentSession:
     """A document and an engine, ready to answer questions about the document.
 
@@ -128,26 +131,31 @@ class DocumentSession:
         token-level attention mass, `reread.attention_votes`) or "contrast" (that mass per head over the mass
         neutral questions give the same document, `reread.contrast`); REREAD_SCORES by measurement.
     reread_order: "text" (the chosen chunks in document order) or "score" (the best next to the question).
+    reread_question_first: the re-read also reads the question right after chunk 0, before the chosen chunks
+        (`reread.plan(lead=...)`); REREAD_QUESTION_FIRST by measurement.
     """
 
     def __init__(self, engine, document: Document, *, fmt: str = prompting.DEFAULT_FORMAT, system: str | None = None,
                  store: Store | None = None, reread: bool = REREAD_DEFAULT, reread_tokens: int | None = None,
-                 reread_scores: str = REREAD_SCORES, reread_order: str = "text"):
+                 reread_scores: str = REREAD_SCORES, reread_order: str = "text",
+                 reread_question_first: bool | None = None):
         self.engine, self.document, self.fmt, self.system, self.store = engine, document, fmt, system, store
         self.reread, self.reread_tokens, self.reread_scores = reread, reread_tokens, reread_scores
         self.reread_order = reread_order
+        self.reread_question_first = REREAD_QUESTION_FIRST if reread_question_first is None else reread_question_first
         self.ingest: Ingest | None = None
         self._neutral_prompts: list[list[int]] | None = None
 
-    def reread_budget(self, prompt: prompting.Prompt) -> int | None:
-        """Tokens of the dense re-read for this prompt, or None to answer directly (re-read off, LongHeads off,
-        no reusable document prefix, or a prompt that fits the window: every head already reads all of it)."""
+    def reread_budget(self, prompt: prompting.Prompt, lead: int = 0) -> int | None:
+        """Tokens of the dense re-read for this prompt (with `lead` tokens read after chunk 0), or None to answer
+        directly (re-read off, LongHeads off, no reusable document prefix, or a prompt that fits the window:
+        every head already reads all of it)."""
         cfg = self.engine.config
         if not self.reread or cfg is None or not prompt.prefix_len or len(prompt.ids) <= cfg.window:
             return None
         l = cfg.chunk_size
         tail = len(prompt.ids) - prompt.prefix_len // l * l  # the partial chunk + the question (reread.plan)
-        default = max(int(cfg.window * REREAD_SHARE) // l * l, 2 * l + tail)  # room for chunk 0 and one chosen
+        default = max(int(cfg.window * REREAD_SHARE) // l * l, 2 * l + tail + lead)  # chunk 0 and one chosen
         return min(self.reread_tokens or default, cfg.window)
 
     @property
@@ -179,6 +187,10 @@ class DocumentSession:
             self._neutral_prompts = [self.prompt(q).ids for q in NEUTRAL_QUESTIONS]
         return self._neutral_prompts
 
+    def question_lead(self, question: str) -> list[int]:
+        """The tokens a question-first re-read reads after chunk 0: the question, then a blank line."""
+        return self.engine.encode(question.strip() + "\n\n")
+
     def manifest_info(self) -> dict:
         return {"sources": self.document.sources, "chars": len(self.document.text), "format": self.fmt}
 
@@ -200,8 +212,11 @@ class DocumentSession:
         prefilled = made if (charge_prefix and made is not None and made.prefilled) else None
         params = params or SamplingParams()
         params = SamplingParams(**{**params.__dict__, "stop": list(dict.fromkeys([*params.stop, *prompt.stop]))})
+        lead = self.question_lead(question) if self.reread_question_first else []
+        budget = self.reread_budget(prompt, len(lead))
+        lead = lead if budget else []
         return Reply(self, prompt, params, [] if cite else None, progress, on_complete, usage, prefilled,
-                     reread=self.reread_budget(prompt))
+                     reread=budget, lead_ids=lead)
 
 
 class Reply:
@@ -211,7 +226,7 @@ class Reply:
     def __init__(self, session: DocumentSession, prompt: prompting.Prompt, params: SamplingParams,
                  selections: list[Selection] | None, progress: ProgressFn | None,
                  on_complete: Callable[["Reply"], None] | None = None, usage: Usage | None = None,
-                 prefilled: Ingest | None = None, reread: int | None = None):
+                 prefilled: Ingest | None = None, reread: int | None = None, lead_ids: list[int] = ()):
         self.session, self.prompt, self.params, self.selections = session, prompt, params, selections
         self._on_complete = on_complete
         self._prefilled = prefilled
@@ -225,6 +240,7 @@ class Reply:
                 scores=session.reread_scores,
                 neutral_prompts=session.neutral_prompts() if session.reread_scores == "contrast" else (),
                 order=session.reread_order,
+                lead_ids=lead_ids,
                 usage=self.usage, progress=progress, on_plan=self._planned)
         else:
             self._pieces = session.engine.stream(prompt.ids, params, prefix_len=prompt.prefix_len, usage=self.usage,

@@ -47,6 +47,24 @@ def test_reread_answer_is_the_dense_prompts_answer_and_the_document_stays_pooled
     assert again.usage.cached_tokens >= len(reply.prompt.prefix_ids) // 16 * 16
 
 
+def test_question_first_reads_the_question_after_chunk_0(tiny_model_dir):
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=8))  # a 128-token window
+    doc, q = _document(), "What is the door code?"
+    plain = DocumentSession(engine, doc, reread=True, reread_tokens=128).reply(q, SamplingParams(max_new_tokens=3))
+    list(plain)
+    session = DocumentSession(engine, doc, reread=True, reread_tokens=128, reread_question_first=True)
+    reply = session.reply(q, SamplingParams(max_new_tokens=3))
+    text = "".join(reply)
+    lead = engine.encode(q + "\n\n")
+    ids = reply.reread.ids[0].tolist()
+    assert ids[:16] == plain.reread.ids[0, :16].tolist() and ids[16:16 + len(lead)] == lead
+    assert ids[-8:] == plain.reread.ids[0, -8:].tolist() and len(ids) <= 128  # the same question tail, in budget
+    cache = new_cache(engine.model)  # the answer is the model's to that dense prompt
+    alone = "".join(decode(engine.model, engine.tokenizer, cache, prefill(engine.model, cache, reply.reread.ids),
+                           SamplingParams(max_new_tokens=3, stop=reply.params.stop)))
+    assert text == alone.lstrip()
+
+
 def test_a_budget_without_room_answers_directly(tiny_model_dir):
     engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=4))  # 64-token window
     session = DocumentSession(engine, _document(), reread=True, reread_tokens=64)
