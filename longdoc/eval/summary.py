@@ -107,6 +107,15 @@ def heads_per_section(selections, cfg, token_spans: list[tuple[int, int]], from_
     return [x / total if total else 0.0 for x in per]
 
 
+def window_share(cfg, token_spans: list[tuple[int, int]], n: int) -> list[float]:
+    """The sink+recent window's reading of a prompt of n tokens (LM-Infinite; `selection="window"`): the share of
+    the tokens it sees from the last position (the first chunk and the last window - chunk_size tokens) that
+    fall in each section. token_spans: each section's token range [a, b)."""
+    seen = [(0, min(cfg.chunk_size, n)), (max(cfg.chunk_size, n - (cfg.window - cfg.chunk_size)), n)]
+    total = sum(b - a for a, b in seen)
+    return [sum(max(0, min(b, y) - max(a, x)) for x, y in seen) / total for a, b in token_spans]
+
+
 MIN_SECTIONS = 4  # sections a generated document has at least (long essays are cut to fit)
 
 
@@ -179,7 +188,8 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
 
     rag_top_k: also the vector-RAG baseline: the question retrieves its rag_top_k nearest chunks of chunk_tokens
     tokens (`longdoc.eval.rag`, one segment per section) and the same weights summarize them with plain
-    attention; its "sections read" are the sections of the retrieved chunks."""
+    attention, once per direct reader's decoding (reader "top-<k>[+mods]"); its "sections read" are the
+    sections of the retrieved chunks."""
     import torch
 
     from ..generate import Usage, decode, prefill
@@ -232,7 +242,8 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
                 n0 = cache.get_seq_length()
                 answer_sel: list = []
                 answer, dec = greedy(cache, logits, r, record=answer_sel if m.selects else None)
-                share = heads_per_section(answer_sel, cfg, p.needle_tokens, n0) if m.selects else None
+                share = heads_per_section(answer_sel, cfg, p.needle_tokens, n0) if m.selects else \
+                    window_share(cfg, p.needle_tokens, length) if cfg is not None else None
                 save(_row(keys[r.name], answer, sections, headings, share, dec))
                 continue
             with torch.inference_mode():
@@ -255,24 +266,26 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
         cache.restore(snap)
         del state, cache
     activate(model, None)
-    if rag_top_k:
-        key = dict(task="summary", method=RAG, reader=f"top-{rag_top_k}", config_id=config_id(None), length=length,
-                   trial=trial, seed=0)
-        if results.done(**key) is None:
-            from . import rag
+    decodings = [r for r in readers if r.budget is None] or [Reader("direct")]  # rag answers as each direct reader
+    rag_keys = {r.name: dict(task="summary", method=RAG, reader="+".join([f"top-{rag_top_k}", *r.mods]),
+                             config_id=config_id(None), length=length, trial=trial, seed=0) for r in decodings}
+    rag_todo = [r for r in decodings if rag_top_k and results.done(**rag_keys[r.name]) is None]
+    if rag_todo:
+        from . import rag
 
-            segments = [(f"# {s.title}\n\n{s.text}", {"section": i}) for i, s in enumerate(sections)]
-            index = rag.build_index(segments, lambda t: tok(t, add_special_tokens=False).input_ids,
-                                    chunk_tokens=chunk_tokens, embeddings=embeddings)
-            hits = index.search(QUESTION, rag_top_k)
-            retrieved = Sample("summary", rag.context(hits), QUESTION, "", [], [], max_new_tokens=max_new_tokens)
-            q = build_prompt(tok, retrieved)
+        segments = [(f"# {s.title}\n\n{s.text}", {"section": i}) for i, s in enumerate(sections)]
+        index = rag.build_index(segments, lambda t: tok(t, add_special_tokens=False).input_ids,
+                                chunk_tokens=chunk_tokens, embeddings=embeddings)
+        hits = index.search(QUESTION, rag_top_k)
+        retrieved = Sample("summary", rag.context(hits), QUESTION, "", [], [], max_new_tokens=max_new_tokens)
+        q = build_prompt(tok, retrieved)
+        got = [h.metadata["section"] for h in hits]
+        share = [got.count(i) / len(got) for i in range(len(sections))]
+        for r in rag_todo:
             dense = new_cache(model)
             with torch.inference_mode():
-                answer, dec = greedy(dense, prefill(model, dense, q.ids), Reader("direct"))
-            got = [h.metadata["section"] for h in hits]
-            share = [got.count(i) / len(got) for i in range(len(sections))]
-            save(_row(key, answer, sections, headings, share, dec, retrieved_sections=got,
+                answer, dec = greedy(dense, prefill(model, dense, q.ids), r)
+            save(_row(rag_keys[r.name], answer, sections, headings, share, dec, retrieved_sections=got,
                       reread_tokens=int(q.ids.shape[1])))
     rows = [t for t in results.trials if t.get("task") == "summary"]
     results.set_results(rows)
@@ -282,7 +295,7 @@ def run_summary(lm, methods, readers, sections: list[Section], results, *, max_n
 def summary_table(rows: list[dict]) -> str:
     """Markdown table of run_summary rows, one line per method x reader (documents differ in length: their mean is
     shown): documents, mean section coverage, share of sections read (by the heads' selections for a direct
-    LongHeads answer, the re-read's chunks, the retrieved chunks for rag), ROUGE-1 recall of the headings, answer
+    LongHeads answer, the re-read's chunks, the sink+recent window's tokens, the retrieved chunks for rag), ROUGE-1 recall of the headings, answer
     tokens, answers that repeated a sentence (with the 95% Wilson interval) and answers cut at the token limit."""
     from .suite import wilson
 

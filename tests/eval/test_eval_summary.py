@@ -44,3 +44,9 @@ def test_section_spans_and_heads_per_section():
     rec = Selection(0, torch.tensor([40]), chunks)
     share = sm.heads_per_section([rec], cfg, [(0, 8), (16, 24), (24, 40)], from_pos=40)
     assert share == [0.5, 0.5, 0.0]
+
+
+def test_window_share_is_the_sink_and_the_recent_tokens():
+    cfg = LongHeadsConfig(chunk_size=4, chunks=4, selection="window")  # window 16: the first 4 tokens, the last 12
+    share = sm.window_share(cfg, [(0, 10), (10, 30), (30, 40)], 40)
+    assert share == [4 / 16, 2 / 16, 10 / 16]
