@@ -97,8 +97,9 @@ def quality_targets(data: dict, method: str = "longheads") -> list[tuple[str, st
     return out
 
 
-SUITE_READER = "reread-1024-pmi"  # the suite's reader that `longdoc ask` answers with by default on the embedded
-# model (contrast scores, half its 2,048-token window: longdoc.qa.session REREAD_SCORES, REREAD_SHARE)
+SUITE_READER = "reread-1024-pmi-qf"  # the suite's reader that `longdoc ask` answers with by default on the embedded
+# model (contrast scores, half its 2,048-token window, the question first too: longdoc.qa.session REREAD_SCORES,
+# REREAD_SHARE, REREAD_QUESTION_FIRST)
 
 
 def suite_targets(recs: list[dict], method: str = "longheads", reader: str = SUITE_READER):

@@ -114,7 +114,9 @@ REREAD_SHARE = 0.5  # of the window, the default re-read: on the embedded model 
 # model only; `reread_tokens` / `--reread-tokens` set it
 
 
-REREAD_QUESTION_FIRST = False  # see README, "Reading"
+REREAD_QUESTION_FIRST = True  # the re-read reads the question after chunk 0 too (query-aware contextualization):
+# at 16k the pass key PASSKEY_QF, planted facts 6/20 vs 3/20, real-PDF answers 14/40 vs 13/40 (README, "Reading");
+# the model stopped repeating the question instead of answering (12/20 -> 1/20 of the `qa` answers)
 
 
 class DocumentSession:
@@ -157,6 +159,12 @@ class DocumentSession:
         tail = len(prompt.ids) - prompt.prefix_len // l * l  # the partial chunk + the question (reread.plan)
         default = max(int(cfg.window * REREAD_SHARE) // l * l, 2 * l + tail + lead)  # chunk 0 and one chosen
         return min(self.reread_tokens or default, cfg.window)
+
+    def leaves_room(self, prompt: prompting.Prompt, budget: int, lead: int = 0) -> bool:
+        """Whether a re-read of `budget` tokens with `lead` tokens after chunk 0 has room for one chosen chunk."""
+        l = self.engine.config.chunk_size
+        tail = len(prompt.ids) - prompt.prefix_len // l * l
+        return budget - min(l, len(prompt.ids)) - tail - lead >= l
 
     @property
     def key(self) -> str:
@@ -214,6 +222,8 @@ class DocumentSession:
         params = SamplingParams(**{**params.__dict__, "stop": list(dict.fromkeys([*params.stop, *prompt.stop]))})
         lead = self.question_lead(question) if self.reread_question_first else []
         budget = self.reread_budget(prompt, len(lead))
+        if budget and lead and not self.leaves_room(prompt, budget, len(lead)):
+            lead, budget = [], self.reread_budget(prompt)  # a question too long to read twice: read it once
         lead = lead if budget else []
         return Reply(self, prompt, params, [] if cite else None, progress, on_complete, usage, prefilled,
                      reread=budget, lead_ids=lead)

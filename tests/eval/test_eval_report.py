@@ -66,6 +66,7 @@ def test_random_weight_shape_path_measures_in_process(monkeypatch):
 
 
 def test_suite_targets_compare_each_task_with_full_attention_at_4k():
+    from longdoc.eval.report import SUITE_READER as R
     from longdoc.eval.suite import aggregate
 
     def trials(task, method, reader, length, k, n):
@@ -73,14 +74,14 @@ def test_suite_targets_compare_each_task_with_full_attention_at_4k():
                      gold_logprob=-1.0, hit_rate=None) for i in range(n)]
 
     ts = (trials("qa", "full", "direct", 4096, 10, 20) + trials("passkey", "full", "direct", 4096, 12, 20)
-          + trials("qa", "longheads", "reread-1024-pmi", 16384, 11, 20)
-          + trials("passkey", "longheads", "reread-1024-pmi", 16384, 19, 20)
-          + trials("passkey", "longheads", "reread-1024-pmi", 32768, 10, 10))
+          + trials("qa", "longheads", R, 16384, 11, 20) + trials("passkey", "longheads", R, 16384, 19, 20)
+          + trials("passkey", "longheads", R, 32768, 10, 10)
+          + trials("qa", "longheads", "reread-2048", 32768, 20, 20))  # another reader: not the default's row
     data = {"task": "suite", "model": "m", "machine": MACHINE, "config": {}, "results": aggregate(ts)}
     got = {name: (value, met) for name, value, met in quality_targets(data)}
-    assert got["qa at 16k (longheads reread-1024-pmi) >= full attention at 4k"] == ("11/20 vs 10/20", True)
+    assert got[f"qa at 16k (longheads {R}) >= full attention at 4k"] == ("11/20 vs 10/20", True)
     assert got["passkey >= 95% at 16k (20+ trials)"] == ("19/20", True)
     assert got["passkey >= 95% at 32k (20+ trials)"] == ("10/10", False)  # too few trials to count
-    assert got["qa at 32k (longheads reread-1024-pmi) >= full attention at 4k"] == ("not measured", None)
+    assert got[f"qa at 32k (longheads {R}) >= full attention at 4k"] == ("not measured", None)
     md = markdown(data)
     assert "reading suite" in md and md.index("| 4096 | passkey") < md.index("| 16384 | passkey")

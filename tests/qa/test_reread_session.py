@@ -65,6 +65,19 @@ def test_question_first_reads_the_question_after_chunk_0(tiny_model_dir):
     assert text == alone.lstrip()
 
 
+def test_a_question_too_long_to_read_twice_is_read_once(tiny_model_dir):
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=8))  # a 128-token window
+    q = "Which door code opens the red house by the river, and who keeps it? " * 4  # ~70 tokens
+    session = DocumentSession(engine, _document(), reread=True, reread_question_first=True)
+    reply = session.reply(q, SamplingParams(max_new_tokens=2))
+    list(reply)
+    once = DocumentSession(engine, _document(), reread=True, reread_question_first=False).reply(
+        q, SamplingParams(max_new_tokens=2))
+    list(once)
+    assert reply.reread is not None and reply.reread.chunks  # re-read, with the question once (not a fallback)
+    assert reply.reread.ids.tolist() == once.reread.ids.tolist()
+
+
 def test_a_budget_without_room_answers_directly(tiny_model_dir):
     engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=4))  # 64-token window
     session = DocumentSession(engine, _document(), reread=True, reread_tokens=64)
