@@ -115,8 +115,9 @@ REREAD_SHARE = 0.5  # of the window, the default re-read: on the embedded model 
 
 
 REREAD_QUESTION_FIRST = True  # the re-read reads the question after chunk 0 too (query-aware contextualization):
-# at 16k the pass key PASSKEY_QF, planted facts 6/20 vs 3/20, real-PDF answers 14/40 vs 13/40 (README, "Reading");
-# the model stopped repeating the question instead of answering (12/20 -> 1/20 of the `qa` answers)
+# pass key 18/20 vs 10/20 at 16k and at 32k, planted facts 6/20 vs 3/20 and essay needles 18/20 both at 16k,
+# real-PDF answers 14/40 vs 13/40 (README, "Reading"); the model stopped repeating the question instead of
+# answering (12/20 -> 1/20 of the `qa` answers)
 
 
 class DocumentSession:
