@@ -36,7 +36,7 @@ class Reader:
     """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf]"
     (-rh: votes weighed by retrieval-head scores, `longdoc.retrieval_heads`; -tok: chunks ranked by the question's
     attention mass over their keys, `reread.attention_votes`; -pmi: that mass contrasted per head with neutral
-    questions', `reread.contrast`, the default of `longdoc ask`; -near: the chosen chunks best-last, next to the
+    questions', `reread.contrast` (with -qf the default of `longdoc ask`); -near: the chosen chunks best-last, next to the
     question; -qf: the question read first too, right after chunk 0). decoding (longdoc/repetition.py):
     +norep (no stop at a repeated sentence), +rp<x> (repetition penalty x), +nr<n> (no repeated n-grams)."""
 
@@ -73,7 +73,7 @@ class Reader:
 
     @property
     def contrast(self) -> bool:
-        """-pmi: that mass per head over what neutral questions draw (`reread.contrast`; the default of `ask`)."""
+        """-pmi: that mass per head over what neutral questions draw (`reread.contrast`; with -qf the default of `ask`)."""
         return "-pmi" in self.base
 
     @property
