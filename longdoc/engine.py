@@ -29,7 +29,7 @@ from .longheads.patch import disable_longheads, enable_longheads, longheads_rope
 from .memory import check_kv_memory
 from .models import LoadedModel, load_model
 from .prefix import PrefixEntry, crop_to, entry_for, new_cache, reusable_length
-from .prompt_checks import check_max_tokens, check_prompt_ids
+from .prompt_checks import check_max_tokens, check_prompt_ids, encodable
 
 DEFAULT_REACH = 131_072  # tokens; the paper shows passkey retrieval to 128k
 
@@ -68,7 +68,7 @@ class Engine:
 
     # -- text <-> tokens -------------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False).input_ids
+        return self.tokenizer(encodable(text), add_special_tokens=False).input_ids
 
     def chat_ids(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
         """Token ids of `messages` ([{"role", "content"}]) through the tokenizer's own chat template (system turns
@@ -112,7 +112,7 @@ class Engine:
     def reread_stream(self, prompt_ids: list[int], params: SamplingParams | None = None, *, prefix_len: int = 0,
                       question_start: int, budget: int, hub_correction: bool = True, scores: str = "votes",
                       neutral_prompts: list[list[int]] = (), order: str = "text", lead_ids: list[int] = (),
-                      usage: Usage | None = None,
+                      peak_spans: bool = False, usage: Usage | None = None,
                       progress: ProgressFn | None = None, on_plan=None,
                       selections: list[Selection] | None = None) -> Iterator[str]:
         """Stream the answer of a LongHeads-guided re-read (longdoc/reread.py): prefill `prompt_ids` through the
@@ -130,6 +130,8 @@ class Engine:
         order: "text" or "score" (the chosen chunks in document order, or the best next to the question).
         lead_ids: tokens read right after chunk 0, before the chosen chunks (the question asked first too,
         `reread.plan(lead=...)`); they count in the budget.
+        peak_spans: with "attention" or "contrast" scores, read each chosen chunk as the l-token window where the
+        question's attention peaks, up to half a chunk into a neighbour (`reread.place_spans`).
         on_plan(RereadPlan | None) is called before the first piece; None: the question left no room for a
         chunk in the budget, or no head voted, and LongHeads answers as in `stream` (recording into `selections`
         for citations, as `stream` does).
@@ -163,10 +165,12 @@ class Engine:
             cache, _ = self._prefill(prompt_ids, prefix_len, usage, progress, record)
             usage.prefill_s += neutral_s
             self._give_back(entry_for(self.config, prompt_ids, cache, prefix_len))
-            votes = None
+            votes = tokens = None
             if scores in ("attention", "contrast"):
-                votes = reread.attention_votes(cache, longheads_rope(self.model), self.config, question_start,
-                                               neutral=neutral)
+                att = reread.attention_scores(cache, longheads_rope(self.model), self.config, question_start,
+                                              neutral=neutral)
+                if att is not None:
+                    votes, tokens = att.chunks, att.tokens if peak_spans else None
             prior = None
             if hub_correction and votes is None:
                 doc = cache.document_selections(before=question_start)
@@ -175,7 +179,8 @@ class Engine:
             try:
                 plan = reread.plan(torch.tensor([prompt_ids]), record, self.config, question_start, budget,
                                    hub_correction=hub_correction, prior=prior, votes=votes, order=order,
-                                   lead=torch.tensor([list(lead_ids)]) if len(lead_ids) else None)
+                                   lead=torch.tensor([list(lead_ids)]) if len(lead_ids) else None,
+                                   token_scores=tokens)
             except ValueError:  # the question leaves no room for a chunk: answer with LongHeads itself
                 plan = None
         if plan is None or not plan.chunks:

@@ -8,6 +8,10 @@ first chunk and the question:
 
     dense prompt = [chunk 0 | best chunks in text order ... | tail: partial chunk + question]   (<= budget tokens)
 
+With token-level scores (the question's attention mass on every key, `attention_scores`), each chosen chunk is
+read as the l-token window where that mass peaks, moved up to half a chunk into a neighbour that was not chosen
+(`place_spans`): a fact cut by a chunk boundary is read whole.
+
 Every position of the dense prompt lies inside the model's trained length, so it answers with the attention
 it was trained for. This is InfiniRetri's idea (arXiv 2502.12962: attention scores choose the tokens to keep),
 with LongHeads' per-head chunk selections as the scores; no external retriever.
@@ -31,11 +35,15 @@ from .longheads.rope import Rope
 
 @dataclass(frozen=True)
 class RereadPlan:
-    """What the dense pass reads. chunks: chosen chunk indices in text order; ids: the dense prompt (1, n)."""
+    """What the dense pass reads. chunks: chosen chunk indices in reading order; ids: the dense prompt (1, n);
+    spans: the token range [a, b) of the prompt read for each chosen chunk, in the same order (the chunk itself,
+    or an l-token window moved up to l / 2 into a neighbour that was not chosen, where the question's attention
+    peaks: `place_spans`)."""
 
     chunks: list[int]
     ids: torch.Tensor
     scores: torch.Tensor  # (C,) the corrected vote of every chunk (-inf: not a candidate)
+    spans: list[tuple[int, int]]
 
 
 def _selected_slots(cfg: LongHeadsConfig, chunks: torch.Tensor) -> torch.Tensor:
@@ -105,7 +113,7 @@ HEAD_SHARE = 0.1  # heads kept by attention_votes: 8k essay needles ranked 2-3 o
 
 @torch.inference_mode()
 def attention_mass(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int, *, queries: int | None = None,
-                   distance: int = 0) -> torch.Tensor | None:
+                   distance: int = 0, per_token: bool = False) -> torch.Tensor | None:
     """Per head, how much attention the question's last queries give each chunk's keys (InfiniRetri's measure,
     arXiv 2502.12962, computed on the LongHeads cache).
 
@@ -115,7 +123,8 @@ def attention_mass(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int,
     sees lies inside its trained length, whatever the chunk's real position; distance 0 = right after it,
     measured best of 0, l, 4l). The softmax over those keys is summed per chunk and averaged over the queries.
     Shapes: keys (B, Hk, L, d) per layer, queries (B, Hq, r, d); returns (layers * Hq, C - 1) float64, C =
-    question_start // l (column j is chunk j + 1), or None when the cache holds no pending queries or C < 2.
+    question_start // l (column j is chunk j + 1), or None when the cache holds no pending queries or C < 2;
+    per_token=True: (layers * Hq, C - 1, l) float32, the mass on every key (summed over l: the chunk's mass).
     """
     l = cfg.chunk_size
     C = question_start // l
@@ -138,16 +147,21 @@ def attention_mass(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int,
         Hk = k.shape[0]
         k_loc = rope.rotate(k.reshape(Hk, C - 1, l, d), -(torch.arange(1, C) * l)[:, None]).reshape(Hk, -1, d)
         logits = torch.einsum("hgmd,hkd->hgmk", q_loc.reshape(Hk, Hq // Hk, m, d).float(), k_loc.float())
-        mass = torch.softmax(logits * d ** -0.5, dim=-1).reshape(Hq, m, C - 1, l).sum(dim=-1)  # (Hq, m, C-1)
-        heads.append(mass.mean(dim=1).double())
+        mass = torch.softmax(logits * d ** -0.5, dim=-1).reshape(Hq, m, C - 1, l).mean(dim=1)  # (Hq, C-1, l)
+        heads.append(mass.float() if per_token else mass.sum(dim=-1).double())
     return torch.cat(heads) if heads else None
 
 
-def peaked_votes(mass: torch.Tensor, head_share: float = HEAD_SHARE) -> torch.Tensor:
-    """(heads, C - 1) attention mass -> (C,) chunk scores: the mean over the `head_share` most peaked heads
-    (largest mass on one chunk: the heads that retrieve, Wu et al. 2024); chunk 0 scored 0. head_share=1: all."""
+def peaked_heads(mass: torch.Tensor, head_share: float = HEAD_SHARE) -> torch.Tensor:
+    """(heads, C - 1) attention mass -> indices of the `head_share` most peaked heads (largest mass on one chunk:
+    the heads that retrieve, Wu et al. 2024); head_share=1: all."""
     keep = max(1, round(head_share * mass.shape[0]))
-    peaked = mass.amax(dim=1).topk(keep).indices
+    return mass.amax(dim=1).topk(keep).indices
+
+
+def peaked_votes(mass: torch.Tensor, head_share: float = HEAD_SHARE) -> torch.Tensor:
+    """(heads, C - 1) attention mass -> (C,) chunk scores: the mean over the `peaked_heads`; chunk 0 scored 0."""
+    peaked = peaked_heads(mass, head_share)
     total = torch.zeros(mass.shape[1] + 1, dtype=torch.float64)
     total[1:] = mass[peaked].mean(dim=0)
     return total
@@ -172,28 +186,87 @@ def contrast(mass: torch.Tensor, neutral: torch.Tensor) -> torch.Tensor:
     return mass / (neutral + neutral.mean(dim=1, keepdim=True))
 
 
+@dataclass(frozen=True)
+class AttentionScores:
+    """The question's attention over the document, from the peaked heads (`attention_scores`).
+    chunks: (C,) float64 chunk scores (chunk 0 scored 0); tokens: (C * l,) float32 the same heads' mean
+    (contrasted) mass on every token of chunks 0 .. C - 1 (chunk 0's tokens 0), summing to `chunks` per chunk."""
+
+    chunks: torch.Tensor
+    tokens: torch.Tensor
+
+
+@torch.inference_mode()
+def attention_scores(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int, *, queries: int | None = None,
+                     distance: int = 0, head_share: float = HEAD_SHARE,
+                     neutral: torch.Tensor | None = None) -> AttentionScores | None:
+    """Chunk and token scores: `peaked_votes` of `attention_mass` (see both), contrasted per head with `neutral`
+    (heads, C - 1), the mass neutral questions give the same document (`contrast`), when given; the token scores
+    are the same heads' mass on each key, scaled by the same per-head, per-chunk contrast.
+    Returns None when the cache holds no pending queries or no candidate. Raises ValueError when `neutral` was
+    computed for another document length."""
+    tok = attention_mass(cache, rope, cfg, question_start, queries=queries, distance=distance, per_token=True)
+    if tok is None:
+        return None
+    mass = tok.sum(dim=-1).double()  # (heads, C - 1)
+    if neutral is not None:
+        if neutral.shape != mass.shape:
+            raise ValueError(f"neutral mass {tuple(neutral.shape)} does not match the question's {tuple(mass.shape)}")
+        scale = contrast(torch.ones_like(mass), neutral)  # 1 / (neutral + mean): `contrast` as a factor
+        mass, tok = mass * scale, tok * scale[..., None].float()
+    peaked = peaked_heads(mass, head_share)
+    chunks = torch.zeros(mass.shape[1] + 1, dtype=torch.float64)
+    chunks[1:] = mass[peaked].mean(dim=0)
+    l = tok.shape[-1]
+    tokens = torch.zeros((mass.shape[1] + 1) * l, dtype=torch.float32)
+    tokens[l:] = tok[peaked].mean(dim=0).flatten()
+    return AttentionScores(chunks, tokens)
+
+
 @torch.inference_mode()
 def attention_votes(cache, rope: Rope, cfg: LongHeadsConfig, question_start: int, *, queries: int | None = None,
                     distance: int = 0, head_share: float = HEAD_SHARE,
                     neutral: torch.Tensor | None = None) -> torch.Tensor | None:
-    """Token-level chunk scores: `peaked_votes` of `attention_mass` (see both), contrasted per head with
-    `neutral` (heads, C - 1), the mass neutral questions give the same document (`contrast`), when given.
-    Returns (C,) float64 with C = question_start // l (chunk 0 scored 0), or None when the cache holds no
-    pending queries or no candidate. Raises ValueError when `neutral` was computed for another document length."""
-    mass = attention_mass(cache, rope, cfg, question_start, queries=queries, distance=distance)
-    if mass is None:
-        return None
-    if neutral is not None:
-        if neutral.shape != mass.shape:
-            raise ValueError(f"neutral mass {tuple(neutral.shape)} does not match the question's {tuple(mass.shape)}")
-        mass = contrast(mass, neutral)
-    return peaked_votes(mass, head_share)
+    """(C,) the chunk scores of `attention_scores` (see it), or None."""
+    s = attention_scores(cache, rope, cfg, question_start, queries=queries, distance=distance,
+                         head_share=head_share, neutral=neutral)
+    return None if s is None else s.chunks
+
+
+def place_spans(chosen: list[int], token_scores: torch.Tensor, chunk_size: int, n_full: int,
+                step: int | None = None) -> list[tuple[int, int]]:
+    """Where each chosen chunk is read: the l-token window [a, a + l) with the most `token_scores` among those
+    that start from c*l - l/2 to c*l + l/2 (every `step` tokens, l / 8 by default), and that reach into a
+    neighbour only when it is not chosen itself, is not chunk 0 (read anyway) and lies before the question's
+    chunk (read as the tail). A fact cut by a chunk boundary is read whole even when only one chunk fits (paper
+    Table 7 reads the neighbours for this, at twice the tokens). The chunk itself wins ties, so scores that are
+    flat inside it leave it where it is. Windows of different chosen chunks never overlap (each moves at most
+    l / 2 into a neighbour no other chunk owns).
+    token_scores: (>= n_full * l,) per-token scores (`AttentionScores.tokens`). Returns [(a, a + l)] in the
+    order of `chosen`."""
+    l = chunk_size
+    step = max(1, step or l // 8)
+    picked = set(chosen)
+    t = token_scores[: n_full * l].double()
+    csum = torch.cat([torch.zeros(1, dtype=torch.float64), t.cumsum(0)])
+    out = []
+    for c in chosen:
+        lo = c * l - (l // 2 if c - 1 >= 1 and c - 1 not in picked else 0)
+        hi = c * l + (l // 2 if c + 1 < n_full and c + 1 not in picked else 0)
+        best, best_sum = c * l, float(csum[(c + 1) * l] - csum[c * l])
+        for a in range(lo, hi + 1, step):
+            w = float(csum[a + l] - csum[a])
+            if w > best_sum * (1 + 1e-6) + 1e-12:
+                best, best_sum = a, w
+        out.append((best, best + l))
+    return out
 
 
 def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, question_start: int, budget: int, *,
          hub_correction: bool = True, neighbours: bool = False, head_weights: torch.Tensor | None = None,
          diverse: bool = True, prior: torch.Tensor | None = None, votes: torch.Tensor | None = None,
-         order: str = "text", lead: torch.Tensor | None = None) -> RereadPlan:
+         order: str = "text", lead: torch.Tensor | None = None,
+         token_scores: torch.Tensor | None = None) -> RereadPlan:
     """Choose the chunks of a dense re-read and build its prompt.
 
     ids (1, N): the prompt the LongHeads prefill read (document, then the question from token `question_start`).
@@ -215,6 +288,8 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
     lead: (1, m) tokens read right after chunk 0, before the chosen chunks (the question asked first as well as
         last: "query-aware contextualization", Liu et al. 2023, "Lost in the Middle", arXiv 2307.03172); they count
         in the budget. Not added when the question starts in chunk 0 (the whole prompt is read as it is).
+    token_scores: (C * l,) per-token scores (`AttentionScores.tokens`): each chosen chunk is read as the l-token
+        window where they peak, up to l / 2 into a neighbour (`place_spans`); None = the chunks as they are.
     Raises ValueError if the question leaves no room for a single chunk in the budget, or for another order.
     """
     l = cfg.chunk_size
@@ -263,11 +338,12 @@ def plan(ids: torch.Tensor, selections: list[dict], cfg: LongHeadsConfig, questi
         chosen.sort(key=lambda c: (float(scores[c]), c))  # ascending: the best chunk right before the question
     else:
         raise ValueError(f"re-read order is 'text' or 'score', not {order!r}")
-    parts = [ids[:, : min(l, N)]] + ([lead.to(ids.dtype)] if n_lead else []) \
-        + [ids[:, c * l : (c + 1) * l] for c in chosen if c >= 1] + [tail]
+    spans = place_spans(chosen, token_scores, l, n_full) if token_scores is not None \
+        else [(c * l, (c + 1) * l) for c in chosen]
+    parts = [ids[:, : min(l, N)]] + ([lead.to(ids.dtype)] if n_lead else []) + [ids[:, a:b] for a, b in spans] + [tail]
     if n_full == 0:  # the question starts in chunk 0: the whole prompt is the dense prompt
-        parts, chosen = [ids], []
-    return RereadPlan(chosen, torch.cat(parts, dim=1), scores)
+        parts, chosen, spans = [ids], [], []
+    return RereadPlan(chosen, torch.cat(parts, dim=1), scores, spans)
 
 
 MAX_OVERLAP = 0.95  # share of a chunk's token 4-grams also in a chunk already read

@@ -194,3 +194,55 @@ def test_plan_order_score_puts_the_best_chunk_next_to_the_question():
 
     with pytest.raises(ValueError, match="order"):
         reread.plan(ids, [], CFG, question_start=40, budget=L + 3 * L + 6, votes=votes, order="random")
+
+
+def test_a_fact_cut_by_a_chunk_boundary_is_read_whole_when_one_chunk_fits():
+    """Chunk size 8: the fact sits at tokens 30..34, across the boundary of chunks 3 and 4; only one chunk fits.
+    Aligned, the plan reads chunk 4 (tokens 32..40) and loses 30..31; with the token scores it reads the window
+    of 8 tokens where they peak, which holds the whole fact, and the chunk it cites stays the best one."""
+    cfg = LongHeadsConfig(chunk_size=8, chunks=4)
+    ids = torch.arange(90)[None]  # 10 whole chunks before the question at 80
+    votes = torch.zeros(10, dtype=torch.float64)
+    votes[4], votes[3] = 0.6, 0.4
+    tokens = torch.full((80,), 0.001)
+    tokens[30:35] = torch.tensor([0.2, 0.2, 0.2, 0.2, 0.2])
+    budget = 8 + 8 + 10  # chunk 0, one chunk, the tail (80..90)
+    aligned = reread.plan(ids, [], cfg, question_start=80, budget=budget, votes=votes)
+    peak = reread.plan(ids, [], cfg, question_start=80, budget=budget, votes=votes, token_scores=tokens)
+    assert aligned.chunks == peak.chunks == [4]
+    assert aligned.spans == [(32, 40)] and not set(range(30, 35)) <= set(aligned.ids[0].tolist())
+    a, b = peak.spans[0]
+    assert b - a == 8 and a <= 30 and 35 <= b and 28 <= a  # moved at most half a chunk
+    assert set(range(30, 35)) <= set(peak.ids[0].tolist()) and peak.ids.shape[1] == aligned.ids.shape[1]
+    assert peak.ids[0, :8].tolist() == list(range(8)) and peak.ids[0, -10:].tolist() == list(range(80, 90))
+
+
+def test_place_spans_stays_put_on_flat_scores_and_never_enters_read_or_chosen_chunks():
+    l, n_full = 8, 10
+    flat = torch.ones(n_full * l)
+    assert reread.place_spans([2, 5], flat, l, n_full) == [(16, 24), (40, 48)]  # ties: the chunk itself
+    # the scores pull chunk 1 towards chunk 0 (read anyway) and chunk 9 towards the tail: neither may move
+    edge = torch.zeros(n_full * l)
+    edge[0:8], edge[79] = 1.0, 1.0
+    assert reread.place_spans([1, 9], edge, l, n_full) == [(8, 16), (72, 80)]
+    # chunks 4 and 6 both pulled into chunk 5 (chosen by neither) meet there without overlapping
+    mid = torch.zeros(n_full * l)
+    mid[40:48] = 1.0
+    (a4, b4), (a6, b6) = reread.place_spans([4, 6], mid, l, n_full)
+    assert b4 <= a6 and a4 >= 28 and b6 <= 60 and (b4 > 40 or a6 < 48)
+    # a chosen neighbour is not entered: chunk 4 next to a chosen chunk 5 stays inside 4 .. 3.5
+    assert reread.place_spans([4, 5], mid, l, n_full)[0][1] <= 40
+
+
+def test_attention_scores_tokens_sum_to_the_chunk_scores():
+    cfg = LongHeadsConfig(chunk_size=4, chunks=4)
+    cache, rope = _planted_cache(2)
+    other, _ = _planted_cache(7)
+    neutral = reread.attention_mass(other, rope, cfg, question_start=36)
+    for n in (None, neutral):
+        s = reread.attention_scores(cache, rope, cfg, question_start=36, head_share=1.0, neutral=n)
+        assert s.tokens.shape == (9 * 4,) and s.tokens[:4].abs().sum() == 0
+        assert torch.allclose(s.tokens.double().reshape(9, 4).sum(dim=1), s.chunks, atol=1e-5)
+        assert torch.equal(s.chunks, reread.attention_votes(cache, rope, cfg, question_start=36, head_share=1.0,
+                                                            neutral=n))
+        assert int(s.tokens.argmax()) // 4 == 2  # the planted chunk's keys draw the mass

@@ -11,7 +11,7 @@ from longdoc.cli.common import handle_errors, model_options, prefill_progress
 from longdoc.cli.session import CliSession, open_session, session_options, usage_dict, usage_line
 from longdoc.qa import prompting
 from longdoc.qa.citations import citation_dicts
-from longdoc.qa.session import REREAD_DEFAULT, REREAD_QUESTION_FIRST, REREAD_SCORES
+from longdoc.qa.session import REREAD_DEFAULT, REREAD_PEAK_SPANS, REREAD_QUESTION_FIRST, REREAD_SCORES
 
 
 def answer_options(fn):
@@ -49,6 +49,10 @@ def reread_options(fn):
         click.option("--question-first/--no-question-first", default=REREAD_QUESTION_FIRST, show_default=True,
                      help="The re-read also reads the question before the chosen chunks, not only after them "
                           "(README, 'Reading')."),
+        click.option("--peak-spans/--chunk-spans", default=REREAD_PEAK_SPANS, show_default=True,
+                     help="The re-read reads each chosen chunk where the question's attention peaks, up to half a "
+                          "chunk into a neighbour, so a fact cut by a chunk boundary is read whole (README, "
+                          "'Reading'); --chunk-spans: the chunks as they are."),
         click.option("--reread-tokens", type=click.IntRange(min=1), default=None,
                      help="Tokens of the re-read (default: half the attention window, by measurement: README, "
                           "'Reading'; at most the window)."),
@@ -101,7 +105,7 @@ def cite_text(reply) -> str:
 @session_options
 @model_options
 @handle_errors
-def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread, reread_scores, question_first,
+def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread, reread_scores, question_first, peak_spans,
         reread_tokens,
         no_stream, as_json, password, fmt, system, store, quiet, max_input_tokens, cache_max, store_dtype,
         max_file_size, follow_links, model, window, chunk_size, chunks, threads, revision, dtype, device, **decoding):
@@ -117,7 +121,8 @@ def ask(paths, question, max_tokens, temperature, seed, show_usage, cite, reread
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max, store_dtype=store_dtype,
                            max_file_size=max_file_size, follow_links=follow_links, reread=reread,
-                           reread_tokens=reread_tokens, reread_scores=reread_scores, question_first=question_first)
+                           reread_tokens=reread_tokens, reread_scores=reread_scores, question_first=question_first,
+                           peak_spans=peak_spans)
     streaming = not (no_stream or as_json)
     reply = run_answer(session, question, max_tokens=max_tokens, temperature=temperature, seed=seed,
                        out=sys.stdout if streaming else None, record=cite, **decoding)

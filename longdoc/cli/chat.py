@@ -25,7 +25,7 @@ EXIT_WORDS = {"exit", "quit", ":q"}
 @session_options
 @model_options
 @handle_errors
-def chat(paths, max_tokens, temperature, seed, show_usage, cite, reread, reread_scores, question_first, reread_tokens,
+def chat(paths, max_tokens, temperature, seed, show_usage, cite, reread, reread_scores, question_first, peak_spans, reread_tokens,
          password, fmt, system, store, quiet, max_input_tokens, cache_max, store_dtype, max_file_size, follow_links,
          model, window, chunk_size, chunks, threads, revision, dtype, device, **decoding):
     """A conversation about the documents at PATH...: one question per line, each seeing the earlier questions
@@ -40,7 +40,8 @@ def chat(paths, max_tokens, temperature, seed, show_usage, cite, reread, reread_
                            password=password, fmt=fmt, system=system, store=store, quiet=quiet,
                            max_input_tokens=max_input_tokens, cache_max=cache_max, store_dtype=store_dtype,
                            max_file_size=max_file_size, follow_links=follow_links, reread=reread,
-                           reread_tokens=reread_tokens, reread_scores=reread_scores, question_first=question_first)
+                           reread_tokens=reread_tokens, reread_scores=reread_scores, question_first=question_first,
+                           peak_spans=peak_spans)
     interactive = stderr_is_tty() and sys.stdin.isatty()
     if interactive:
         session.prepare()  # read the document before the first question is typed

@@ -90,7 +90,7 @@ class CliSession:
 def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None, threads=None, password=None,
                  fmt=prompting.DEFAULT_FORMAT, system=None, store=True, quiet=False, max_input_tokens=None,
                  cache_max=None, store_dtype=None, max_file_size=None, follow_links=False, reread=REREAD_DEFAULT,
-                 reread_tokens=None, reread_scores=REREAD_SCORES, question_first=None, revision=None, dtype=None,
+                 reread_tokens=None, reread_scores=REREAD_SCORES, question_first=None, peak_spans=None, revision=None, dtype=None,
                  device=None) -> CliSession:
     limits = {} if max_file_size is None else {"max_input_bytes": parse_size(max_file_size)}
     document = load(list(paths), password=password, follow_links=follow_links, **limits)
@@ -103,7 +103,7 @@ def open_session(paths, *, model=None, window=None, chunk_size=None, chunks=None
                              revision=revision, dtype=dtype, device=device).build()
     doc = DocumentSession(engine, document, fmt=fmt, system=system, store=stored,
                           reread=reread, reread_tokens=reread_tokens, reread_scores=reread_scores,
-                          reread_question_first=question_first)
+                          reread_question_first=question_first, reread_peak=peak_spans)
     return CliSession(doc, quiet)
 
 

@@ -317,7 +317,8 @@ def run_pdfqa(lm, qset: QuestionSet, document, methods, readers, results, *, rag
         sessions = {r.name: DocumentSession(engine, document, store=store, reread=r.budget is not None,
                                             reread_tokens=r.budget,
                                             reread_scores=r.scores, reread_order=r.order,
-                                            reread_question_first=r.question_first) for r in rs}
+                                            reread_question_first=r.question_first,
+                                            reread_peak=r.peak) for r in rs}
         for q, r in todo:
             session = sessions[r.name]
             before = session.ingest

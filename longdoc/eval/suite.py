@@ -33,11 +33,12 @@ from .tasks import Sample, make_samples, score
 
 @dataclass(frozen=True)
 class Reader:
-    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf]"
+    """A question-side variant: "<base>[+<decoding>...]". base: "direct" or "reread-<budget>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf][-peak]"
     (-rh: votes weighed by retrieval-head scores, `longdoc.retrieval_heads`; -tok: chunks ranked by the question's
     attention mass over their keys, `reread.attention_votes`; -pmi: that mass contrasted per head with neutral
     questions', `reread.contrast` (with -qf the default of `longdoc ask`); -near: the chosen chunks best-last, next to the
-    question; -qf: the question read first too, right after chunk 0). decoding (longdoc/repetition.py):
+    question; -qf: the question read first too, right after chunk 0; -peak: each chunk read where the question's
+    attention peaks, up to half a chunk into a neighbour). decoding (longdoc/repetition.py):
     +norep (no stop at a repeated sentence), +rp<x> (repetition penalty x), +nr<n> (no repeated n-grams)."""
 
     name: str
@@ -82,6 +83,12 @@ class Reader:
         return "-qf" in self.base
 
     @property
+    def peak(self) -> bool:
+        """-peak: each chosen chunk read as the l-token window where the question's attention peaks, up to half a
+        chunk into a neighbour (`reread.place_spans`; -tok / -pmi readers only, which have token scores)."""
+        return "-peak" in self.base
+
+    @property
     def order(self) -> str:
         """-near: the chosen chunks best-last, next to the question (`reread.plan(order="score")`)."""
         return "score" if "-near" in self.base else "text"
@@ -111,7 +118,7 @@ def parse_readers(spec: str) -> list[Reader]:
         r = Reader(name)
         ok_base = r.base == "direct" or (r.base.startswith("reread-") and r.base.split("-")[1].isdigit())
         if not ok_base or not all(_MOD.match(m) for m in r.mods):
-            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf], e.g. "
+            raise ValueError(f"unknown reader {name!r}: use direct or reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf][-peak], e.g. "
                              "reread-2048, optionally with +norep, +rp<penalty>, +nr<n> (e.g. direct+rp1.2)")
         out.append(r)
     return out or [Reader("direct")]
@@ -267,14 +274,37 @@ def reader_plan(model, state: Prefilled, cfg, reader: Reader, head_weights=None,
     if not state.selections:
         return None
     p = state.prompt
-    votes = None
+    votes = tokens = None
     if reader.attention or reader.contrast:
-        votes = reread.attention_votes(state.cache, longheads_rope(model), cfg, p.question_start,
-                                       neutral=state.neutral if reader.contrast else None)
+        att = reread.attention_scores(state.cache, longheads_rope(model), cfg, p.question_start,
+                                      neutral=state.neutral if reader.contrast else None)
+        if att is not None:
+            votes, tokens = att.chunks, att.tokens if reader.peak else None
     return reread.plan(p.ids, state.selections, cfg, p.question_start, reader.budget,
                        hub_correction=reader.hub_correction, neighbours=reader.neighbours,
                        head_weights=head_weights if reader.retrieval_heads else None, votes=votes,
-                       order=reader.order, lead=lead if reader.question_first else None)
+                       order=reader.order, lead=lead if reader.question_first else None, token_scores=tokens)
+
+
+def reread_hit(plan: reread.RereadPlan, chunk_size: int, prompt: Prompt) -> bool | None:
+    """Whether the dense prompt read some needle whole: its tokens inside chunk 0, the plan's spans or the tail
+    (a needle cut by a chunk boundary and read half counts as missed). None for a sample without needles."""
+    if not prompt.needle_tokens:
+        return None
+    tail_from = prompt.question_start // chunk_size * chunk_size
+    read = [(0, chunk_size), *plan.spans, (tail_from, prompt.ids.shape[1])]
+    inside = lambda a, b: any(lo <= a and b <= hi for lo, hi in _merged(read))  # noqa: E731
+    return any(inside(a, b) for a, b in prompt.needle_tokens)
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
 
 
 @torch.inference_mode()
@@ -299,7 +329,6 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
         plan = reader_plan(model, state, cfg, r, head_weights, question_lead(tokenizer, sample.question))
         if plan is None:
             continue  # a re-read needs the heads' selections
-        targets = {c for a, b in p.needle_tokens for c in range(a // cfg.chunk_size, (b - 1) // cfg.chunk_size + 1)}
         activate(model, None)  # the dense pass: plain attention, every position inside the trained length
         try:
             dense = new_cache(model)
@@ -307,9 +336,8 @@ def run_trial(model, tokenizer, sample: Sample, cfg, readers: list[Reader], head
             res = _answer(model, tokenizer, dense, d_logits, sample, r.params(sample.max_new_tokens))
         finally:
             activate(model, cfg)
-        read = {0, *plan.chunks} | {c for c in targets if c >= p.question_start // cfg.chunk_size}
         out[r.name] = {**base, **res, "reread_tokens": plan.ids.shape[1], "reread_chunks": plan.chunks,
-                       "reread_hit": bool(targets & read) if targets else None}
+                       "reread_spans": plan.spans, "reread_hit": reread_hit(plan, cfg.chunk_size, p)}
     cache.restore(snap)
     if kept is not None:
         kept.offer(p.ids[0].tolist(), cache, p.question_start, min((a for a, _ in p.needle_tokens), default=p.question_start))

@@ -120,6 +120,10 @@ REREAD_QUESTION_FIRST = True  # the re-read reads the question after chunk 0 too
 # answering (12/20 -> 1/20 of the `qa` answers)
 
 
+REREAD_PEAK_SPANS = True  # each chosen chunk read where the question's attention peaks, up to half a chunk into a
+# neighbour (`reread.place_spans`): a pass key cut by a chunk boundary is read whole (README, "Reading")
+
+
 class DocumentSession:
     """A document and an engine, ready to answer questions about the document.
 
@@ -136,16 +140,19 @@ class DocumentSession:
     reread_order: "text" (the chosen chunks in document order) or "score" (the best next to the question).
     reread_question_first: the re-read also reads the question right after chunk 0, before the chosen chunks
         (`reread.plan(lead=...)`); REREAD_QUESTION_FIRST by measurement.
+    reread_peak: each chosen chunk is read as the chunk-sized window where the question's attention peaks, up to
+        half a chunk into a neighbour ("attention" / "contrast" scores; `reread.place_spans`); REREAD_PEAK_SPANS.
     """
 
     def __init__(self, engine, document: Document, *, fmt: str = prompting.DEFAULT_FORMAT, system: str | None = None,
                  store: Store | None = None, reread: bool = REREAD_DEFAULT, reread_tokens: int | None = None,
                  reread_scores: str = REREAD_SCORES, reread_order: str = "text",
-                 reread_question_first: bool | None = None):
+                 reread_question_first: bool | None = None, reread_peak: bool | None = None):
         self.engine, self.document, self.fmt, self.system, self.store = engine, document, fmt, system, store
         self.reread, self.reread_tokens, self.reread_scores = reread, reread_tokens, reread_scores
         self.reread_order = reread_order
         self.reread_question_first = REREAD_QUESTION_FIRST if reread_question_first is None else reread_question_first
+        self.reread_peak = REREAD_PEAK_SPANS if reread_peak is None else reread_peak
         self.ingest: Ingest | None = None
         self._neutral_prompts: list[list[int]] | None = None
 
@@ -251,7 +258,7 @@ class Reply:
                 scores=session.reread_scores,
                 neutral_prompts=session.neutral_prompts() if session.reread_scores == "contrast" else (),
                 order=session.reread_order,
-                lead_ids=lead_ids,
+                lead_ids=lead_ids, peak_spans=session.reread_peak,
                 usage=self.usage, progress=progress, on_plan=self._planned)
         else:
             self._pieces = session.engine.stream(prompt.ids, params, prefix_len=prompt.prefix_len, usage=self.usage,

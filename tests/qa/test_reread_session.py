@@ -156,3 +156,33 @@ def test_a_reread_that_falls_back_still_cites(tiny_model_dir):
     reply = session.reply("What is the door code?", SamplingParams(max_new_tokens=3), cite=True)
     list(reply)
     assert reply.reread is None and reply.citations()
+
+
+def test_a_question_with_undecodable_bytes_is_read_first_as_its_replacement(tiny_model_dir):
+    """A command-line question that is not valid UTF-8 arrives with surrogate escapes; the lead the re-read reads
+    first is the same text as the prompt's question, with U+FFFD for the bad byte (not a tokenizer error)."""
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=8))
+    session = DocumentSession(engine, _document(), reread=True, reread_tokens=128, reread_question_first=True)
+    reply = session.reply("Caf\udce9 door code?", SamplingParams(max_new_tokens=2))
+    list(reply)
+    lead = engine.encode("Caf\ufffd door code?\n\n")
+    assert reply.reread is not None and reply.reread.ids[0, 16:16 + len(lead)].tolist() == lead
+
+
+def test_peak_spans_read_each_chunk_where_the_question_looks_and_cite_the_chunk(tiny_model_dir):
+    engine = Engine(str(tiny_model_dir), LongHeadsConfig(chunk_size=16, chunks=8))
+    doc, q = _document(), "What is the door code?"
+    chunk = DocumentSession(engine, doc, reread=True, reread_tokens=128, reread_peak=False,
+                            reread_question_first=False).reply(q, SamplingParams(max_new_tokens=2))
+    list(chunk)
+    peak = DocumentSession(engine, doc, reread=True, reread_tokens=128, reread_peak=True,
+                           reread_question_first=False).reply(q, SamplingParams(max_new_tokens=2))
+    list(peak)
+    assert chunk.reread.spans == [(c * 16, (c + 1) * 16) for c in chunk.reread.chunks]
+    assert peak.reread.chunks == chunk.reread.chunks  # the same chunks chosen (and cited) ...
+    for c, (a, b) in zip(peak.reread.chunks, peak.reread.spans):  # ... each read within half a chunk of itself
+        assert b - a == 16 and abs(a - c * 16) <= 8
+    prompt = peak.prompt.ids
+    read = [t for a, b in peak.reread.spans for t in prompt[a:b]]
+    assert peak.reread.ids[0].tolist()[16:16 + len(read)] == read  # chunk 0, then the spans, then the tail
+    assert peak.reread.ids.shape == chunk.reread.ids.shape
