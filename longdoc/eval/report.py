@@ -97,9 +97,10 @@ def quality_targets(data: dict, method: str = "longheads") -> list[tuple[str, st
     return out
 
 
-SUITE_READER = "reread-1024-pmi-qf"  # the suite's reader that `longdoc ask` answers with by default on the embedded
-# model (contrast scores, half its 2,048-token window, the question first too: longdoc.qa.session REREAD_SCORES,
-# REREAD_SHARE, REREAD_QUESTION_FIRST)
+SUITE_READER = "reread-1024-pmi-qf-peak"  # the suite's reader that `longdoc ask` answers with by default on the embedded
+# model (contrast scores, half its 2,048-token window, the question first too, each chunk read where the
+# question's attention peaks: longdoc.qa.session REREAD_SCORES, REREAD_SHARE, REREAD_QUESTION_FIRST,
+# REREAD_PEAK_SPANS)
 
 
 def suite_targets(recs: list[dict], method: str = "longheads", reader: str = SUITE_READER):
