@@ -180,3 +180,13 @@ def test_reread_answers_from_the_chosen_chunks_and_cites_them(cli_run, zorbia):
     assert obj["citations"] and abs(sum(c["share"] for c in obj["citations"]) - 1) < 0.01
     assert ask_json(cli_run, zorbia, "What is the capital of Zorbia?", "--no-reread")["reread"] is None
     assert ask_json(cli_run, zorbia, "What is the capital of Zorbia?")["reread"] == obj["reread"]  # the default
+
+
+def test_chunk_spans_read_the_chosen_chunks_as_they_are(cli_run, zorbia):
+    q = "What is the capital of Zorbia?"
+    peak = ask_json(cli_run, zorbia, q, "--peak-spans")["reread"]
+    whole = ask_json(cli_run, zorbia, q, "--chunk-spans")["reread"]
+    assert whole["chunks"] == peak["chunks"] and whole["tokens"] == peak["tokens"]  # same chunks, same budget
+    l = whole["spans"][0][1] - whole["spans"][0][0]
+    assert whole["spans"] == [[c * l, (c + 1) * l] for c in whole["chunks"]]
+    assert all(b - a == l and abs(a - c * l) <= l // 2 for c, (a, b) in zip(peak["chunks"], peak["spans"]))
