@@ -292,19 +292,10 @@ def reread_hit(plan: reread.RereadPlan, chunk_size: int, prompt: Prompt) -> bool
     if not prompt.needle_tokens:
         return None
     tail_from = prompt.question_start // chunk_size * chunk_size
-    read = [(0, chunk_size), *plan.spans, (tail_from, prompt.ids.shape[1])]
-    inside = lambda a, b: any(lo <= a and b <= hi for lo, hi in _merged(read))  # noqa: E731
-    return any(inside(a, b) for a, b in prompt.needle_tokens)
-
-
-def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[list[int]] = []
-    for a, b in sorted(ranges):
-        if out and a <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
+    read: set[int] = set()
+    for lo, hi in [(0, chunk_size), *plan.spans, (tail_from, prompt.ids.shape[1])]:
+        read.update(range(lo, hi))
+    return any(read.issuperset(range(a, b)) for a, b in prompt.needle_tokens)
 
 
 @torch.inference_mode()
