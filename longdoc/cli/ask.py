@@ -101,7 +101,8 @@ def cite_text(reply) -> str:
 @answer_options
 @reread_options
 @click.option("--no-stream", is_flag=True, help="Print the answer only when it is complete.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (answer, usage, sources) on stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (answer, usage, sources; reread: the re-read's chunks, token "
+                   "spans and dense tokens, null when the prompt fits the window and is answered directly) on stdout.")
 @session_options
 @model_options
 @handle_errors
